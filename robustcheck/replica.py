@@ -1,0 +1,563 @@
+"""ONNX graph -> differentiable torch module.
+
+onnxruntime gives no gradients, so attacks run on this replica of the graph, built here one
+small function per operator and checked against onnxruntime on every load (see model.py).
+Each operator function takes the node's attributes and its input tensors and returns its
+output tensors. Operators whose gradient is zero or undefined almost everywhere (Round,
+comparisons, random ops, ...) are marked non-differentiable: the diagnostics report them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+from onnx import helper, numpy_helper
+
+Tensor = torch.Tensor
+OpFn = Callable[["NodeContext", list[Any]], list[Any]]
+
+
+@dataclass
+class OpInfo:
+    fn: OpFn
+    differentiable: bool = True
+
+
+OPS: dict[str, OpInfo] = {}
+
+
+def register(*names: str, differentiable: bool = True) -> Callable[[OpFn], OpFn]:
+    """Register an operator implementation under one or more ONNX op types."""
+
+    def wrap(fn: OpFn) -> OpFn:
+        for name in names:
+            OPS[name] = OpInfo(fn, differentiable)
+        return fn
+
+    return wrap
+
+
+@dataclass
+class NodeContext:
+    """What an operator function sees of its node: attributes, opset, name."""
+
+    op_type: str
+    attrs: dict[str, Any]
+    opset: int
+    name: str
+    num_outputs: int
+    subgraphs: dict[str, Any] = field(default_factory=dict)
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.attrs.get(key, default)
+
+
+class UnsupportedGraph(Exception):
+    """The graph uses operators (or domains) the replica cannot build."""
+
+
+def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for a in node.attribute:
+        value = helper.get_attribute_value(a)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, onnx.TensorProto):
+            value = numpy_helper.to_array(value)
+        out[a.name] = value
+    return out
+
+
+def _to_tensor(array: np.ndarray) -> Tensor:
+    if array.dtype == np.float64:
+        return torch.from_numpy(array.copy())
+    if array.dtype.kind == "U" or array.dtype.kind == "O":
+        raise UnsupportedGraph("string tensors")
+    return torch.from_numpy(np.ascontiguousarray(array).copy())
+
+
+class OnnxReplica(torch.nn.Module):
+    """A torch module that evaluates one ONNX graph (single data input, chosen outputs).
+
+    Initializers become buffers (no parameter gradients are ever needed). Nodes whose
+    inputs are all constant are folded once at build time.
+    """
+
+    def __init__(self, model: onnx.ModelProto, input_name: str, output_names: Sequence[str]) -> None:
+        super().__init__()
+        graph = model.graph
+        self.opset = _default_opset(model)
+        self.input_name = input_name
+        self.output_names = list(output_names)
+        unsupported = sorted(
+            {f"{n.domain + '.' if n.domain not in ('', 'ai.onnx') else ''}{n.op_type}" for n in graph.node
+             if n.domain not in ("", "ai.onnx") or n.op_type not in OPS}
+        )
+        if unsupported:
+            raise UnsupportedGraph("unsupported operators: " + ", ".join(unsupported))
+        constants: dict[str, Any] = {}
+        for init in graph.initializer:
+            constants[init.name] = _to_tensor(numpy_helper.to_array(init))
+        self.nondifferentiable: list[str] = []
+        steps: list[tuple[NodeContext, list[str], list[str]]] = []
+        for node in graph.node:
+            ctx = NodeContext(node.op_type, _attrs(node), self.opset, node.name, len(node.output))
+            info = OPS[node.op_type]
+            if all((not i) or i in constants for i in node.input) and node.op_type not in _NEVER_FOLD:
+                args = [constants[i] if i else None for i in node.input]
+                with torch.no_grad():
+                    outs = info.fn(ctx, args)
+                for name, value in zip(node.output, outs):
+                    if name:
+                        constants[name] = value
+                continue
+            if not info.differentiable and node.op_type not in self.nondifferentiable:
+                self.nondifferentiable.append(node.op_type)
+            steps.append((ctx, list(node.input), list(node.output)))
+        self._steps = steps
+        needed = {i for _, ins, _ in steps for i in ins} | set(self.output_names)
+        self._const_names: dict[str, str] = {}
+        for idx, (name, value) in enumerate(constants.items()):
+            if name in needed:
+                buffer_name = f"c{idx}"
+                if isinstance(value, Tensor):
+                    self.register_buffer(buffer_name, value, persistent=False)
+                else:
+                    setattr(self, buffer_name, value)
+                self._const_names[name] = buffer_name
+
+    def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
+        env: dict[str, Any] = {name: getattr(self, b) for name, b in self._const_names.items()}
+        env[self.input_name] = x
+        for ctx, ins, outs in self._steps:
+            args = [env[i] if i else None for i in ins]
+            results = OPS[ctx.op_type].fn(ctx, args)
+            for name, value in zip(outs, results):
+                if name:
+                    env[name] = value
+        if len(self.output_names) == 1:
+            return env[self.output_names[0]]
+        return tuple(env[n] for n in self.output_names)
+
+
+# Random ops must draw anew on every call, never once at build time.
+_NEVER_FOLD = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Dropout"}
+
+
+def _default_opset(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 1
+
+
+def build_replica(model: onnx.ModelProto, input_name: str, output_names: Sequence[str]) -> OnnxReplica:
+    """Build the replica; raises UnsupportedGraph naming every operator it cannot build."""
+    replica = OnnxReplica(model, input_name, output_names)
+    replica.eval()
+    return replica
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers shared by operator functions
+
+def _ints(value: Any) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, Tensor):
+        return [int(v) for v in value.reshape(-1).tolist()]
+    if isinstance(value, np.ndarray):
+        return [int(v) for v in value.reshape(-1).tolist()]
+    if isinstance(value, (int, np.integer)):
+        return [int(value)]
+    return [int(v) for v in value]
+
+
+def _axis(axis: int, rank: int) -> int:
+    return axis + rank if axis < 0 else axis
+
+
+def _as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    t = torch.as_tensor(value)
+    if like is not None and t.is_floating_point():
+        t = t.to(like.dtype)
+    return t
+
+
+def _promote(a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    a, b = _as_tensor(a), _as_tensor(b)
+    return a, b
+
+
+_ONNX_TO_TORCH_DTYPE = {
+    onnx.TensorProto.FLOAT: torch.float32,
+    onnx.TensorProto.DOUBLE: torch.float64,
+    onnx.TensorProto.FLOAT16: torch.float16,
+    onnx.TensorProto.BFLOAT16: torch.bfloat16,
+    onnx.TensorProto.INT64: torch.int64,
+    onnx.TensorProto.INT32: torch.int32,
+    onnx.TensorProto.INT16: torch.int16,
+    onnx.TensorProto.INT8: torch.int8,
+    onnx.TensorProto.UINT8: torch.uint8,
+    onnx.TensorProto.BOOL: torch.bool,
+}
+
+
+def torch_dtype(onnx_type: int) -> torch.dtype:
+    if onnx_type not in _ONNX_TO_TORCH_DTYPE:
+        raise UnsupportedGraph(f"tensor type {onnx.TensorProto.DataType.Name(onnx_type)}")
+    return _ONNX_TO_TORCH_DTYPE[onnx_type]
+
+
+# ---------------------------------------------------------------------------------------
+# Elementwise arithmetic
+
+@register("Add")
+def _add(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [torch.add(*_promote(a[0], a[1]))]
+
+
+@register("Sub")
+def _sub(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [torch.sub(*_promote(a[0], a[1]))]
+
+
+@register("Mul")
+def _mul(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [torch.mul(*_promote(a[0], a[1]))]
+
+
+@register("Div")
+def _div(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, y = _promote(a[0], a[1])
+    if not x.is_floating_point() and not y.is_floating_point():
+        return [torch.div(x, y, rounding_mode="trunc")]
+    return [x / y]
+
+
+@register("Pow")
+def _pow(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, y = _promote(a[0], a[1])
+    return [torch.pow(x, y.to(x.dtype) if x.is_floating_point() else y).to(x.dtype)]
+
+
+def _unary(name: str, fn: Callable[[Tensor], Tensor], differentiable: bool = True) -> None:
+    register(name, differentiable=differentiable)(lambda ctx, a: [fn(a[0])])
+
+
+_unary("Sqrt", torch.sqrt)
+_unary("Exp", torch.exp)
+_unary("Log", torch.log)
+_unary("Abs", torch.abs)
+_unary("Neg", torch.neg)
+_unary("Reciprocal", torch.reciprocal)
+_unary("Erf", torch.erf)
+_unary("Relu", torch.relu)
+_unary("Sigmoid", torch.sigmoid)
+_unary("Tanh", torch.tanh)
+_unary("Softplus", F.softplus)
+_unary("Identity", lambda x: x)
+_unary("Floor", torch.floor, differentiable=False)
+_unary("Ceil", torch.ceil, differentiable=False)
+_unary("Round", torch.round, differentiable=False)  # ONNX and torch both round half to even
+_unary("Sign", torch.sign, differentiable=False)
+_unary("Not", torch.logical_not, differentiable=False)
+
+
+@register("LeakyRelu")
+def _leaky_relu(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [F.leaky_relu(a[0], ctx.attr("alpha", 0.01))]
+
+
+@register("Clip")
+def _clip(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    if ctx.opset < 11:
+        lo, hi = ctx.attr("min", -math.inf), ctx.attr("max", math.inf)
+    else:
+        lo = a[1] if len(a) > 1 and a[1] is not None else None
+        hi = a[2] if len(a) > 2 and a[2] is not None else None
+        lo = None if lo is None else float(lo)
+        hi = None if hi is None else float(hi)
+    if lo is not None and hi is not None and lo > hi:
+        return [torch.full_like(x, hi)]
+    lo = None if lo == -math.inf else lo
+    hi = None if hi == math.inf else hi
+    return [torch.clamp(x, lo, hi)]
+
+
+# ---------------------------------------------------------------------------------------
+# Linear algebra and convolution
+
+@register("MatMul")
+def _matmul(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [torch.matmul(a[0], a[1])]
+
+
+@register("Gemm")
+def _gemm(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, w = a[0], a[1]
+    if ctx.attr("transA", 0):
+        x = x.transpose(0, 1)
+    if ctx.attr("transB", 0):
+        w = w.transpose(0, 1)
+    y = ctx.attr("alpha", 1.0) * (x @ w)
+    if len(a) > 2 and a[2] is not None:
+        y = y + ctx.attr("beta", 1.0) * a[2]
+    return [y]
+
+
+def _conv_padding(ctx: NodeContext, x: Tensor, kernel: Sequence[int]) -> tuple[Tensor, list[int]]:
+    """Resolve ONNX pads / auto_pad into explicit symmetric padding (pre-padding when asymmetric)."""
+    spatial = x.dim() - 2
+    strides = _ints(ctx.attr("strides")) or [1] * spatial
+    dilations = _ints(ctx.attr("dilations")) or [1] * spatial
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads_begin, pads_end = [], []
+        for i in range(spatial):
+            size = x.shape[2 + i]
+            out = -(-size // strides[i])
+            total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size)
+            small, big = total // 2, total - total // 2
+            pads_begin.append(small if auto_pad == "SAME_UPPER" else big)
+            pads_end.append(big if auto_pad == "SAME_UPPER" else small)
+    elif auto_pad == "VALID":
+        pads_begin, pads_end = [0] * spatial, [0] * spatial
+    else:
+        pads = _ints(ctx.attr("pads")) or [0] * (2 * spatial)
+        pads_begin, pads_end = pads[:spatial], pads[spatial:]
+    if pads_begin == pads_end:
+        return x, pads_begin
+    flat: list[int] = []
+    for i in reversed(range(spatial)):
+        flat += [pads_begin[i], pads_end[i]]
+    return F.pad(x, flat), [0] * spatial
+
+
+@register("Conv")
+def _conv(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, w = a[0], a[1]
+    b = a[2] if len(a) > 2 else None
+    spatial = x.dim() - 2
+    x, padding = _conv_padding(ctx, x, list(w.shape[2:]))
+    conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[spatial]
+    return [conv(x, w, b, stride=_ints(ctx.attr("strides")) or 1, padding=padding,
+                 dilation=_ints(ctx.attr("dilations")) or 1, groups=ctx.attr("group", 1))]
+
+
+# ---------------------------------------------------------------------------------------
+# Pooling and normalisation
+
+def _pool_padding(ctx: NodeContext, x: Tensor, kernel: list[int], pad_value: float) -> tuple[Tensor, list[int]]:
+    spatial = x.dim() - 2
+    inner = NodeContext(ctx.op_type, dict(ctx.attrs), ctx.opset, ctx.name, ctx.num_outputs)
+    inner.attrs.pop("dilations", None)
+    if ctx.attr("dilations") is not None:
+        inner.attrs["dilations"] = ctx.attr("dilations")
+    x_in = x
+    padded, padding = _conv_padding(inner, x, kernel)
+    if padded is not x_in and pad_value != 0.0:
+        # _conv_padding zero-pads asymmetric cases; max pooling needs -inf there.
+        pads = _explicit_pads(inner, x, kernel)
+        flat: list[int] = []
+        for i in reversed(range(spatial)):
+            flat += [pads[0][i], pads[1][i]]
+        padded = F.pad(x, flat, value=pad_value)
+    return padded, padding
+
+
+def _explicit_pads(ctx: NodeContext, x: Tensor, kernel: list[int]) -> tuple[list[int], list[int]]:
+    spatial = x.dim() - 2
+    pads = _ints(ctx.attr("pads")) or [0] * (2 * spatial)
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        strides = _ints(ctx.attr("strides")) or [1] * spatial
+        dil = _ints(ctx.attr("dilations")) or [1] * spatial
+        begin, end = [], []
+        for i in range(spatial):
+            size = x.shape[2 + i]
+            out = -(-size // strides[i])
+            total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - size)
+            small, big = total // 2, total - total // 2
+            begin.append(small if auto_pad == "SAME_UPPER" else big)
+            end.append(big if auto_pad == "SAME_UPPER" else small)
+        return begin, end
+    return pads[:spatial], pads[spatial:]
+
+
+@register("MaxPool")
+def _max_pool(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    kernel = _ints(ctx.attr("kernel_shape"))
+    spatial = len(kernel)
+    x, padding = _pool_padding(ctx, x, kernel, -math.inf)
+    pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[spatial]
+    y = pool(x, kernel, stride=_ints(ctx.attr("strides")) or [1] * spatial, padding=padding,
+             dilation=_ints(ctx.attr("dilations")) or 1, ceil_mode=bool(ctx.attr("ceil_mode", 0)))
+    return [y]
+
+
+@register("AveragePool")
+def _avg_pool(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    kernel = _ints(ctx.attr("kernel_shape"))
+    spatial = len(kernel)
+    count_include_pad = bool(ctx.attr("count_include_pad", 0))
+    begin, end = _explicit_pads(ctx, x, kernel)
+    strides = _ints(ctx.attr("strides")) or [1] * spatial
+    ceil_mode = bool(ctx.attr("ceil_mode", 0))
+    pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[spatial]
+    if begin == end and all(2 * p <= k for p, k in zip(begin, kernel)):
+        return [pool(x, kernel, stride=strides, padding=begin, ceil_mode=ceil_mode,
+                     count_include_pad=count_include_pad)]
+    flat: list[int] = []
+    for i in reversed(range(spatial)):
+        flat += [begin[i], end[i]]
+    padded = F.pad(x, flat)
+    total = pool(padded, kernel, stride=strides, ceil_mode=ceil_mode) * float(np.prod(kernel))
+    if count_include_pad:
+        return [total / float(np.prod(kernel))]
+    ones = F.pad(torch.ones_like(x[:1, :1]), flat)
+    counts = pool(ones, kernel, stride=strides, ceil_mode=ceil_mode) * float(np.prod(kernel))
+    return [total / counts]
+
+
+@register("GlobalAveragePool")
+def _global_avg_pool(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    return [x.mean(dim=tuple(range(2, x.dim())), keepdim=True)]
+
+
+@register("GlobalMaxPool")
+def _global_max_pool(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    return [x.amax(dim=tuple(range(2, x.dim())), keepdim=True)]
+
+
+@register("BatchNormalization")
+def _batch_norm(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, scale, bias, mean, var = a[:5]
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    inv = torch.rsqrt(var.reshape(shape) + ctx.attr("epsilon", 1e-5))
+    return [(x - mean.reshape(shape)) * inv * scale.reshape(shape) + bias.reshape(shape)]
+
+
+@register("Dropout")
+def _dropout(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    # Inference semantics: identity (training_mode inputs are ignored, as onnxruntime does
+    # when training_mode is false). The mask output, when requested, is all true.
+    x = a[0]
+    return [x, torch.ones_like(x, dtype=torch.bool)][: ctx.num_outputs]
+
+
+@register("Softmax", "LogSoftmax")
+def _softmax(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    fn = torch.softmax if ctx.op_type == "Softmax" else torch.log_softmax
+    if ctx.opset >= 13:
+        return [fn(x, dim=ctx.attr("axis", -1))]
+    axis = _axis(ctx.attr("axis", 1), x.dim())
+    flat = x.reshape(int(np.prod(x.shape[:axis])), -1)
+    return [fn(flat, dim=1).reshape(x.shape)]
+
+
+# ---------------------------------------------------------------------------------------
+# Shape manipulation
+
+@register("Flatten")
+def _flatten(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    axis = _axis(ctx.attr("axis", 1), x.dim())
+    lead = int(np.prod(x.shape[:axis])) if axis > 0 else 1
+    return [x.reshape(lead, -1)]
+
+
+@register("Reshape")
+def _reshape(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    shape = _ints(ctx.attr("shape")) if ctx.opset < 5 else _ints(a[1])
+    allowzero = ctx.attr("allowzero", 0)
+    if not allowzero:
+        shape = [x.shape[i] if s == 0 else s for i, s in enumerate(shape)]
+    return [x.reshape(shape)]
+
+
+@register("Shape", differentiable=True)
+def _shape(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    dims = list(a[0].shape)
+    start, end = ctx.attr("start", 0), ctx.attr("end", None)
+    dims = dims[start:end]
+    return [torch.tensor(dims, dtype=torch.int64)]
+
+
+@register("Transpose")
+def _transpose(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    perm = _ints(ctx.attr("perm")) or list(reversed(range(x.dim())))
+    return [x.permute(perm)]
+
+
+@register("Constant")
+def _constant(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+        if key in ctx.attrs:
+            value = ctx.attrs[key]
+            if key in ("value_float", "value_floats"):
+                return [torch.tensor(value, dtype=torch.float32)]
+            if key in ("value_int", "value_ints"):
+                return [torch.tensor(value, dtype=torch.int64)]
+            return [_to_tensor(np.asarray(value))]
+    raise UnsupportedGraph(f"Constant node {ctx.name!r} with attributes {sorted(ctx.attrs)}")
+
+
+@register("Cast")
+def _cast(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [_as_tensor(a[0]).to(torch_dtype(ctx.attr("to")))]
+
+
+@register("Squeeze")
+def _squeeze(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    axes = _ints(ctx.attr("axes")) if ctx.opset < 13 else _ints(a[1] if len(a) > 1 else None)
+    if not axes:
+        return [x.squeeze()]
+    axes = sorted((_axis(ax, x.dim()) for ax in axes), reverse=True)
+    for ax in axes:
+        x = x.squeeze(ax)
+    return [x]
+
+
+@register("Unsqueeze")
+def _unsqueeze(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    axes = _ints(ctx.attr("axes")) if ctx.opset < 13 else _ints(a[1])
+    rank = x.dim() + len(axes)
+    for ax in sorted(_axis(ax, rank) for ax in axes):
+        x = x.unsqueeze(ax)
+    return [x]
+
+
+@register("Concat")
+def _concat(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    parts = [_as_tensor(t) for t in a if t is not None]
+    return [torch.cat(parts, dim=ctx.attr("axis"))]
+
+
+@register("Gather")
+def _gather(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, idx = _as_tensor(a[0]), _as_tensor(a[1]).long()
+    axis = _axis(ctx.attr("axis", 0), x.dim())
+    idx = torch.where(idx < 0, idx + x.shape[axis], idx)
+    out = torch.index_select(x, axis, idx.reshape(-1))
+    shape = list(x.shape[:axis]) + list(idx.shape) + list(x.shape[axis + 1:])
+    return [out.reshape(shape)]
