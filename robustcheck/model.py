@@ -227,9 +227,13 @@ def load_model(
     session = _session(proto, label, threads)
     input_spec = _input_spec(spec_input, box, layout, label)
     sample = _parity_batch(input_spec, parity_inputs, label)
-    (probe,) = session.run([out_name], {input_spec.name: _pad_fixed(sample, input_spec)})
+    probe_input = _pad_fixed(sample, input_spec)
+    try:
+        (probe,) = session.run([out_name], {input_spec.name: probe_input})
+    except Exception as exc:
+        raise ModelError(f"{label}: onnxruntime fails on a batch of valid inputs ({_first_line(exc)})") from None
     probe = np.asarray(probe)
-    if probe.ndim < 1 or probe.shape[0] != max(len(sample), input_spec.fixed_batch or 0):
+    if probe.ndim < 1 or probe.shape[0] != len(probe_input):
         raise ModelError(f"{label}: output {out_name!r} has shape {probe.shape}; expected one row per input")
     num_classes = int(np.prod(probe.shape[1:])) if probe.ndim > 1 else 1
     if num_classes < 2:
@@ -402,7 +406,8 @@ def _prune_to(proto: onnx.ModelProto, output: str, cut_node: str | None) -> onnx
     graph = pruned.graph
     needed = {output}
     keep: list[onnx.NodeProto] = []
-    for node in reversed(list(graph.node)):
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    for node in reversed(_topological(list(graph.node), available)):
         if any(o in needed for o in node.output):
             keep.append(node)
             needed.update(i for i in node.input if i)
@@ -421,6 +426,25 @@ def _prune_to(proto: onnx.ModelProto, output: str, cut_node: str | None) -> onnx
     del graph.initializer[:]
     graph.initializer.extend(kept_inits)
     return pruned
+
+
+def _topological(nodes: list[onnx.NodeProto], available: set[str]) -> list[onnx.NodeProto]:
+    """Order nodes so each runs after its producers (onnxruntime accepts unsorted graphs; so must we)."""
+    produced = {o for n in nodes for o in n.output}
+    ready = set(available) | {""}
+    ordered: list[onnx.NodeProto] = []
+    pending = list(nodes)
+    while pending:
+        runnable = [all(i in ready or i not in produced for i in n.input) for n in pending]
+        done = [n for n, ok in zip(pending, runnable) if ok]
+        rest = [n for n, ok in zip(pending, runnable) if not ok]
+        if not done:  # a cycle: leave the remainder as it was and let onnxruntime's verdict stand
+            return ordered + rest
+        for n in done:
+            ready.update(n.output)
+        ordered += done
+        pending = rest
+    return ordered
 
 
 def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
