@@ -1,0 +1,333 @@
+"""Suite configuration: `robustcheck.toml` beside the models, defaults in `[tool.robustcheck]`.
+
+Parsed into frozen dataclasses and validated eagerly: an unknown key, a wrong type or a
+missing file is one `ConfigError` naming the file, the key and what was expected. The
+format (see the README for a full example):
+
+    [defaults]                      # applies to every model
+    dataset = "data/mnist-heldout.npz"
+    samples = 100
+    min_clean_accuracy = 0.97
+    masking = "fail"                # or "warn"
+
+    [[defaults.check]]
+    type = "robust-accuracy"        # or "robust" (no adversarial example within ε)
+    attack = "cw-l2"
+    epsilon = 1.0
+    min = 0.5
+
+    [models."distilled*"]           # a model file stem or a glob over stems
+    min_clean_accuracy = 0.975
+
+Import-light: no numpy, no torch.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from robustcheck.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_NAME = "robustcheck.toml"
+
+#: Attack labels usable in checks: label -> (attack class name, norm, fixed constructor args).
+ATTACK_LABELS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "cw-l2": ("cw-l2", "l2", {}),
+    "cw-linf": ("cw-linf", "linf", {}),
+    "cw-l0": ("cw-l0", "l0", {}),
+    "ead-en": ("ead", "l1", {"decision_rule": "EN"}),
+    "ead-l1": ("ead", "l1", {"decision_rule": "L1"}),
+    "pgd-linf": ("pgd", "linf", {"norm": "linf"}),
+    "pgd-l2": ("pgd", "l2", {"norm": "l2"}),
+    "fgsm-linf": ("fgsm", "linf", {"norm": "linf"}),
+    "jsma": ("jsma", "l0", {}),
+}
+BOUNDED = {"pgd", "fgsm"}
+CHECK_TYPES = ("robust", "robust-accuracy")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """An `.npz` (x, y) file, or IDX images + labels with an optional scale."""
+
+    path: Path
+    labels: Path | None = None
+    scale: float | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One robustness claim about a model, turned into one test item."""
+
+    type: str
+    attack: str
+    epsilon: float
+    min: float | None = None
+    targeted: bool = False
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def id(self) -> str:
+        eps = f"{self.epsilon:g}"
+        suffix = "-targeted" if self.targeted else ""
+        return f"{self.type}[{self.attack}{suffix}@{eps}]"
+
+    @property
+    def norm(self) -> str:
+        return ATTACK_LABELS[self.attack][1]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The resolved settings of one model file."""
+
+    dataset: DatasetSpec | None = None
+    input_range: tuple[float, float] | None = None
+    layout: str | None = None
+    output: str | None = None
+    samples: int | None = None
+    min_clean_accuracy: float | None = None
+    masking: str = "fail"
+    baseline_tolerance: float = 0.02
+    checks: tuple[Check, ...] = ()
+    attacks: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    source: str = ""
+
+    def attack_params(self, label: str) -> dict[str, Any]:
+        return dict(next((p for name, p in self.attacks if name == label), ()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for records and reports."""
+        return {
+            "dataset": None if self.dataset is None else {
+                "path": str(self.dataset.path), "labels": None if self.dataset.labels is None else str(self.dataset.labels),
+                "scale": self.dataset.scale},
+            "input_range": None if self.input_range is None else list(self.input_range),
+            "layout": self.layout, "output": self.output, "samples": self.samples,
+            "min_clean_accuracy": self.min_clean_accuracy, "masking": self.masking,
+            "baseline_tolerance": self.baseline_tolerance,
+            "checks": [{"id": c.id, "type": c.type, "attack": c.attack, "epsilon": c.epsilon, "min": c.min,
+                        "targeted": c.targeted, "params": dict(c.params)} for c in self.checks],
+            "attacks": {name: dict(p) for name, p in self.attacks},
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """Defaults plus per-model sections, as read from one or two files."""
+
+    defaults: dict[str, Any] = field(default_factory=dict)
+    models: tuple[tuple[str, dict[str, Any]], ...] = ()
+    files: tuple[str, ...] = ()
+
+    def for_model(self, stem: str) -> ModelConfig:
+        """The settings for the model file with this stem (defaults, then every matching section)."""
+        merged = dict(self.defaults)
+        for pattern, section in self.models:
+            if fnmatch.fnmatchcase(stem, pattern):
+                merged.update(section)
+        return replace(_to_model_config(merged), source=", ".join(self.files))
+
+
+_KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "dataset": ((str, dict), "a path to an .npz file, or a table {images, labels, scale}"),
+    "input_range": (list, "a [low, high] pair of numbers"),
+    "layout": (str, "\"NCHW\" or \"NHWC\""),
+    "output": (str, "the name of the output holding the logits"),
+    "samples": (int, "a positive integer (samples per model)"),
+    "min_clean_accuracy": ((int, float), "a number in [0, 1]"),
+    "masking": (str, "\"fail\" or \"warn\""),
+    "baseline_tolerance": ((int, float), "a number in [0, 1]"),
+    "check": (list, "an array of tables [[check]]"),
+    "attacks": (dict, "a table of attack labels to hyper-parameter tables"),
+}
+_CHECK_KEYS = {"type", "attack", "epsilon", "min", "targeted", "params"}
+
+
+def load_suite_config(files: list[Path]) -> SuiteConfig:
+    """Read and validate config files, later files overriding earlier ones.
+
+    A file is either a `robustcheck.toml` (keys at the top level: `defaults`, `models`) or a
+    `pyproject.toml` (the same keys under `[tool.robustcheck]`).
+    """
+    defaults: dict[str, Any] = {}
+    models: list[tuple[str, dict[str, Any]]] = []
+    used: list[str] = []
+    for path in files:
+        data = _read_toml(path)
+        if path.name == "pyproject.toml":
+            data = data.get("tool", {}).get("robustcheck")
+            if data is None:
+                continue
+            where = "[tool.robustcheck]"
+        else:
+            where = ""
+        used.append(str(path))
+        unknown = set(data) - {"defaults", "models"}
+        if unknown:
+            raise ConfigError(f"{path}: unknown key '{sorted(unknown)[0]}' in {where or 'the top level'} "
+                              "(expected 'defaults' or 'models')")
+        prefix = "tool.robustcheck." if where else ""
+        defaults.update(_section(path, prefix + "defaults", data.get("defaults", {})))
+        sections = data.get("models", {})
+        if not isinstance(sections, dict):
+            raise ConfigError(f"{path}: 'models' must be a table of model-name sections")
+        for pattern, section in sections.items():
+            models.append((pattern, _section(path, f"{prefix}models.{pattern}", section)))
+    suite = SuiteConfig(defaults, tuple(models), tuple(used))
+    # Resolve every section now so that errors surface before anything runs.
+    _to_model_config(dict(defaults))
+    for pattern, section in models:
+        _to_model_config({**defaults, **section})
+    return suite
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+
+
+def _section(path: Path, where: str, section: Any) -> dict[str, Any]:
+    """Validate one defaults/models section; returns it with paths resolved against the file."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: '{where}' must be a table")
+    out: dict[str, Any] = {"_file_": path}
+    for key, value in section.items():
+        if key not in _KEYS:
+            raise ConfigError(f"{path}: unknown key '{where}.{key}' (known keys: {', '.join(sorted(_KEYS))})")
+        kinds, expected = _KEYS[key]
+        if not isinstance(value, kinds) or isinstance(value, bool) and kinds in (int, (int, float)):
+            raise ConfigError(f"{path}: '{where}.{key}' must be {expected}, got {value!r}")
+        out[key] = _validate(path, f"{where}.{key}", key, value)
+    return out
+
+
+def _validate(path: Path, where: str, key: str, value: Any) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{path}: '{where}' must be {expected}, got {value!r}")
+
+    if key == "dataset":
+        return _dataset(path, where, value)
+    if key == "input_range":
+        if len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) \
+                or not value[0] < value[1]:
+            raise bad("a [low, high] pair of numbers with low < high")
+        return (float(value[0]), float(value[1]))
+    if key == "layout" and value not in ("NCHW", "NHWC"):
+        raise bad("\"NCHW\" or \"NHWC\"")
+    if key == "samples" and value < 1:
+        raise bad("a positive integer")
+    if key in ("min_clean_accuracy", "baseline_tolerance") and not 0.0 <= value <= 1.0:
+        raise bad("a number in [0, 1]")
+    if key == "masking" and value not in ("fail", "warn"):
+        raise bad("\"fail\" or \"warn\"")
+    if key == "check":
+        return tuple(_check(path, f"{where}[{i}]", c) for i, c in enumerate(value))
+    if key == "attacks":
+        for label, params in value.items():
+            if label not in ATTACK_LABELS:
+                raise ConfigError(f"{path}: unknown attack '{where}.{label}' (known: {', '.join(ATTACK_LABELS)})")
+            if not isinstance(params, dict):
+                raise ConfigError(f"{path}: '{where}.{label}' must be a table of hyper-parameters")
+        return tuple((label, tuple(sorted(p.items()))) for label, p in value.items())
+    return value
+
+
+def _dataset(path: Path, where: str, value: Any) -> DatasetSpec:
+    base = path.parent
+    if isinstance(value, str):
+        spec = DatasetSpec(base / value)
+    else:
+        unknown = set(value) - {"images", "labels", "scale", "path"}
+        if unknown:
+            raise ConfigError(f"{path}: unknown key '{where}.{sorted(unknown)[0]}' (expected images, labels, scale)")
+        images = value.get("images", value.get("path"))
+        if not isinstance(images, str):
+            raise ConfigError(f"{path}: '{where}.images' must be a path")
+        labels = value.get("labels")
+        if labels is not None and not isinstance(labels, str):
+            raise ConfigError(f"{path}: '{where}.labels' must be a path")
+        scale = value.get("scale")
+        if scale is not None and (not isinstance(scale, (int, float)) or isinstance(scale, bool) or scale <= 0):
+            raise ConfigError(f"{path}: '{where}.scale' must be a positive number, got {scale!r}")
+        spec = DatasetSpec(base / images, None if labels is None else base / labels,
+                           None if scale is None else float(scale))
+    for file in (spec.path, spec.labels):
+        if file is not None and not file.is_file():
+            raise ConfigError(f"{path}: '{where}' refers to {file}, which does not exist")
+    if spec.labels is None and spec.path.suffix != ".npz":
+        raise ConfigError(f"{path}: '{where}' must be an .npz file or a table with images and labels")
+    return spec
+
+
+def _check(path: Path, where: str, value: Any) -> Check:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: '{where}' must be a table")
+    unknown = set(value) - _CHECK_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown key '{where}.{sorted(unknown)[0]}' (known: {', '.join(sorted(_CHECK_KEYS))})")
+    kind = value.get("type")
+    if kind not in CHECK_TYPES:
+        raise ConfigError(f"{path}: '{where}.type' must be one of {', '.join(CHECK_TYPES)}, got {kind!r}")
+    attack = value.get("attack")
+    if attack not in ATTACK_LABELS:
+        raise ConfigError(f"{path}: '{where}.attack' must be one of {', '.join(ATTACK_LABELS)}, got {attack!r}")
+    eps = value.get("epsilon")
+    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or eps <= 0:
+        raise ConfigError(f"{path}: '{where}.epsilon' must be a positive number, got {eps!r}")
+    minimum = value.get("min")
+    if kind == "robust-accuracy":
+        if not isinstance(minimum, (int, float)) or isinstance(minimum, bool) or not 0 <= minimum <= 1:
+            raise ConfigError(f"{path}: '{where}.min' must be a number in [0, 1] for robust-accuracy, got {minimum!r}")
+    elif minimum is not None:
+        raise ConfigError(f"{path}: '{where}.min' applies to robust-accuracy checks only")
+    targeted = value.get("targeted", False)
+    if not isinstance(targeted, bool):
+        raise ConfigError(f"{path}: '{where}.targeted' must be true or false, got {targeted!r}")
+    params = value.get("params", {})
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: '{where}.params' must be a table of hyper-parameters")
+    return Check(kind, attack, float(eps), None if minimum is None else float(minimum), targeted,
+                 tuple(sorted(params.items())))
+
+
+def _to_model_config(merged: dict[str, Any]) -> ModelConfig:
+    merged = {k: v for k, v in merged.items() if not k.startswith("_")}
+    checks = merged.pop("check", ())
+    attacks = merged.pop("attacks", ())
+    return ModelConfig(**merged, checks=tuple(checks), attacks=tuple(attacks))
+
+
+def find_config_files(model_path: Path, rootdir: Path) -> list[Path]:
+    """`pyproject.toml` at the root (when it has [tool.robustcheck]) then the nearest robustcheck.toml."""
+    files: list[Path] = []
+    pyproject = rootdir / "pyproject.toml"
+    if pyproject.is_file():
+        files.append(pyproject)
+    folder = model_path.resolve().parent
+    root = rootdir.resolve()
+    while True:
+        candidate = folder / CONFIG_NAME
+        if candidate.is_file():
+            files.append(candidate)
+            break
+        if folder == root or folder.parent == folder:
+            break
+        folder = folder.parent
+    return files
+

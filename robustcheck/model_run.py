@@ -1,0 +1,244 @@
+"""One model file's state within a test session: model, data, sample pool, cached attacks.
+
+The plugin's items ask a `ModelRun` for figures (clean accuracy, robust accuracy, single
+attack outcomes, findings); it computes each once per process, keyed by everything that
+determines it, so items of the same model share work and a replay is deterministic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robustcheck.attacks import ATTACKS, Attack, AttackResult
+from robustcheck.config import ATTACK_LABELS, BOUNDED, Check, ModelConfig
+from robustcheck.data import Dataset, load_dataset
+from robustcheck.errors import DataError
+from robustcheck.model import Model, describe, load_model
+from robustcheck.profiles import Profile
+from robustcheck.properties import ViolationDetail, confidences, violation_detail
+from robustcheck.record import AttackRecord, Counterexample, CurvePoint, Distortion
+
+CURVE_POINTS = 25
+MAX_COUNTEREXAMPLES_SAVED = 8
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed derived from names, identical in every process (unlike hash())."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+@dataclass
+class ModelRun:
+    path: Path
+    config: ModelConfig
+    profile: Profile
+    seed: int
+    report_dir: Path
+    _cache: dict[tuple[Any, ...], AttackResult] = field(default_factory=dict, repr=False)
+    _findings: list[Any] | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    # -- inputs ---------------------------------------------------------------------------
+    @cached_property
+    def data(self) -> Dataset:
+        spec = self.config.dataset
+        if spec is None:
+            raise DataError(f"{self.path}: no dataset configured (set 'dataset' in robustcheck.toml)")
+        return load_dataset(spec.path, labels=spec.labels, scale=spec.scale)
+
+    @cached_property
+    def model(self) -> Model:
+        data = self.data
+        where = self.config.dataset.path if self.config.dataset else "dataset"
+        model = load_model(self.path, input_range=self.config.input_range, layout=self.config.layout,  # type: ignore[arg-type]
+                           output=self.config.output, parity_inputs=data.x[:16])
+        lo, hi = model.input_range
+        if data.x.min() < lo - 1e-6 or data.x.max() > hi + 1e-6:
+            raise DataError(f"{where}: values span [{data.x.min():g}, {data.x.max():g}], outside "
+                            f"{self.path.name}'s input range [{lo:g}, {hi:g}]")
+        if data.y.max() >= model.num_classes or data.y.min() < 0:
+            raise DataError(f"{where}: labels span [{data.y.min()}, {data.y.max()}] but {self.path.name} "
+                            f"has {model.num_classes} classes")
+        return model
+
+    @property
+    def n_samples(self) -> int:
+        wanted = self.config.samples or self.profile.samples
+        return min(wanted, self.profile.max_samples, len(self.data))
+
+    @cached_property
+    def eval_set(self) -> Dataset:
+        """The first `n_samples` rows: what robust accuracy is measured on."""
+        return self.data.take(np.arange(self.n_samples))
+
+    @cached_property
+    def eval_correct(self) -> np.ndarray:
+        return self.model.predict(self.eval_set.x) == self.eval_set.y
+
+    @cached_property
+    def pool(self) -> Dataset:
+        """The correctly classified rows of the eval set: what properties and attacks draw from."""
+        return self.eval_set.take(np.flatnonzero(self.eval_correct))
+
+    @cached_property
+    def clean_accuracy(self) -> float:
+        """Oracle accuracy on the whole dataset."""
+        return float((self.model.predict(self.data.x) == self.data.y).mean())
+
+    # -- attacks --------------------------------------------------------------------------
+    def attack_params(self, label: str, check: Check | None = None) -> dict[str, Any]:
+        cls_name, _, fixed = ATTACK_LABELS[label]
+        params = dict(self.profile.attacks.get(cls_name, {}))
+        params.update(self.config.attack_params(label))
+        if check is not None:
+            params.update(dict(check.params))
+            if cls_name in BOUNDED:
+                params["epsilon"] = check.epsilon
+        params.update(fixed)
+        return params
+
+    def make_attack(self, label: str, check: Check | None = None) -> Attack:
+        cls = ATTACKS[ATTACK_LABELS[label][0]]
+        try:
+            return cls(**self.attack_params(label, check))
+        except TypeError as exc:
+            raise DataError(f"{self.path.name}: bad hyper-parameters for attack {label!r} ({exc})") from None
+
+    def attack_pool(self, label: str, check: Check | None = None) -> AttackResult:
+        """The attack run untargeted over the whole pool (cached)."""
+        params = self.attack_params(label, check)
+        key = (label, json.dumps(params, sort_keys=True, default=str), "pool")
+        if key not in self._cache:
+            attack = self.make_attack(label, check)
+            self._cache[key] = attack.run(self.model, self.pool.x, self.pool.y, seed=stable_seed(self.seed, self.name, label))
+        return self._cache[key]
+
+    def attack_one(self, label: str, check: Check, index: int, target: int | None, seed: int) -> AttackResult:
+        """The attack on pool sample `index` (optionally targeted, seeded), served from the pool run when equal."""
+        attack = self.make_attack(label, check)
+        randomized = bool(getattr(attack, "random_start", False))
+        if target is None and (not randomized or seed == 0):
+            pooled = self.attack_pool(label, check)
+            return _slice(pooled, index)
+        params = json.dumps(self.attack_params(label, check), sort_keys=True, default=str)
+        key = (label, params, index, target, seed if randomized else 0)
+        if key not in self._cache:
+            targets = None if target is None else np.array([target])
+            self._cache[key] = attack.run(self.model, self.pool.x[index:index + 1], self.pool.y[index:index + 1],
+                                          targets=targets, seed=seed)
+        return self._cache[key]
+
+    def robust_accuracy(self, check: Check) -> tuple[float, AttackResult]:
+        """Robust accuracy on the eval set: correct and no verified adversarial example within ε."""
+        result = self.attack_pool(check.attack, check)
+        broken = int(result.within(check.epsilon).sum())
+        return (int(self.eval_correct.sum()) - broken) / max(1, len(self.eval_set)), result
+
+    def all_results(self) -> list[AttackResult]:
+        return [r for k, r in self._cache.items() if k[-1] == "pool"]
+
+    # -- records --------------------------------------------------------------------------
+    def attack_record(self, label: str, result: AttackResult) -> AttackRecord:
+        norm = result.norm
+        ok = result.success
+        dist = []
+        for n in ("l0", "l1", "l2", "linf"):
+            values = result.distances[n][ok]
+            dist.append(Distortion(n, int(ok.sum()), *(_stat(values, f) for f in (np.mean, np.median, np.min, np.max))))
+        mins = [None if not s else float(d) for s, d in zip(ok, result.distances[norm])]
+        return AttackRecord(
+            attack=label, norm=norm, params=_plain(result.params), samples=len(ok), success_rate=result.success_rate,
+            wall_time_s=result.wall_time, replica_disagreements=result.replica_disagreements, epsilon=result.epsilon,
+            distortion=dist, min_distances=mins, curve=self.curve(result), targeted=result.targets is not None,
+        )
+
+    def curve(self, result: AttackResult) -> list[CurvePoint]:
+        """Robust accuracy on the eval set against ε, from the per-sample minimal distortions."""
+        finite = result.distances[result.norm][result.success]
+        if result.epsilon is not None or not len(finite):
+            eps = result.epsilon or 0.0
+            acc = (int(self.eval_correct.sum()) - int(result.success.sum())) / max(1, len(self.eval_set))
+            base = float(self.eval_correct.mean())
+            return [CurvePoint(0.0, base)] + ([CurvePoint(float(eps), acc)] if eps else [])
+        grid = np.linspace(0.0, float(finite.max()) * 1.05, CURVE_POINTS)
+        n = max(1, len(self.eval_set))
+        correct = int(self.eval_correct.sum())
+        return [CurvePoint(float(e), (correct - int((finite <= e).sum())) / n) for e in grid]
+
+    def save_counterexample(self, result: AttackResult, i: int, check: Check, detail: ViolationDetail,
+                            reproduce: str) -> Counterexample:
+        """Write the counterexample's .npz and .png under the report directory."""
+        folder = self.report_dir / "counterexamples" / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{_safe(check.id)}-sample{detail.sample_index}"
+        npz = folder / f"{stem}.npz"
+        spec = self.model.input_spec
+        np.savez_compressed(npz, x=result.x[i], x_adv=result.x_adv[i], y=result.y[i], adv_label=result.adv_labels[i],
+                            layout=str(spec.layout), input_range=np.array(spec.input_range))
+        png = folder / f"{stem}.png"
+        from robustcheck.report.images import write_counterexample_png
+
+        write_counterexample_png(png, result.x[i], result.x_adv[i], spec.layout, spec.input_range)
+        dataset_index = int(self.pool.index[detail.sample_index])
+        return Counterexample(
+            model=self.name, property=check.id, attack=check.attack, norm=result.norm,
+            sample_index=detail.sample_index, dataset_index=dataset_index, true_label=detail.true_label,
+            adv_label=detail.adv_label, target=detail.target, confidence_true=detail.confidence_true,
+            confidence_adv=detail.confidence_adv, distances=detail.distances, epsilon=check.epsilon,
+            npz=str(npz), png=str(png), reproduce=reproduce,
+        )
+
+    def counterexamples(self, check: Check, result: AttackResult, reproduce: str,
+                        limit: int = MAX_COUNTEREXAMPLES_SAVED) -> list[Counterexample]:
+        """The smallest-distortion verified counterexamples within ε of a pool run, saved."""
+        hits = np.flatnonzero(result.within(check.epsilon))
+        order = hits[np.argsort(result.distances[result.norm][hits], kind="stable")][:limit]
+        out = []
+        for i in order:
+            detail = violation_detail(self.model, result, int(i), property=check.id, epsilon=check.epsilon)
+            out.append(self.save_counterexample(result, int(i), check, detail, reproduce))
+        return out
+
+    def spec(self) -> dict[str, Any]:
+        return describe(self.model)
+
+    def adversarial_confidence(self, x_adv: np.ndarray) -> np.ndarray:
+        return confidences(self.model, x_adv)
+
+
+def _slice(result: AttackResult, i: int) -> AttackResult:
+    sl = slice(i, i + 1)
+    return AttackResult(
+        attack=result.attack, norm=result.norm, params=result.params, x=result.x[sl], y=result.y[sl],
+        targets=None if result.targets is None else result.targets[sl], x_adv=result.x_adv[sl],
+        success=result.success[sl], adv_labels=result.adv_labels[sl],
+        distances={k: v[sl] for k, v in result.distances.items()},
+        loss_trace=None if result.loss_trace is None else result.loss_trace[sl],
+        replica_disagreements=0, wall_time=0.0, epsilon=result.epsilon,
+    )
+
+
+def _stat(values: np.ndarray, fn: Any) -> float | None:
+    return float(fn(values)) if len(values) else None
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in params.items():
+        out[k] = v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
+    return out
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in text)

@@ -1,0 +1,59 @@
+"""Budgets: how many samples, Hypothesis examples and attack iterations a run spends.
+
+`--robustcheck-profile` picks one. The README gives each profile's measured time and strength.
+Import-light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    #: Correctly classified samples per model that checks attack (config `samples` overrides, up to the cap).
+    samples: int
+    max_samples: int
+    #: Hypothesis examples per strict property (cached attack results make most of them cheap).
+    examples: int
+    #: Attack hyper-parameters per attack class name (config `attacks` tables override these).
+    attacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Budget name passed to robustcheck.diagnostics.diagnose.
+    diagnose: str = "default"
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        "smoke", samples=16, max_samples=16, examples=20, diagnose="smoke",
+        attacks={
+            "cw-l2": {"binary_search_steps": 4, "max_iterations": 200},
+            "cw-linf": {"max_iterations": 200},
+            "cw-l0": {"binary_search_steps": 3, "max_iterations": 200},
+            "ead": {"binary_search_steps": 4, "max_iterations": 200},
+            "pgd": {"steps": 20},
+        },
+    ),
+    "ci": Profile(
+        "ci", samples=64, max_samples=200, examples=100, diagnose="default",
+        attacks={
+            "cw-l2": {"binary_search_steps": 6, "max_iterations": 500},
+            "cw-linf": {"max_iterations": 500},
+            "cw-l0": {"binary_search_steps": 5, "max_iterations": 500},
+            "ead": {"binary_search_steps": 6, "max_iterations": 500},
+            "pgd": {"steps": 40},
+        },
+    ),
+    "thorough": Profile(
+        "thorough", samples=200, max_samples=2000, examples=400, diagnose="thorough",
+        attacks={
+            "cw-l2": {"binary_search_steps": 9, "max_iterations": 10_000},
+            "cw-linf": {},
+            "cw-l0": {},
+            "ead": {"binary_search_steps": 9, "max_iterations": 1_000},
+            "pgd": {"steps": 100, "restarts": 5},
+        },
+    ),
+}
+DEFAULT_PROFILE = "ci"

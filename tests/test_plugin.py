@@ -1,0 +1,182 @@
+"""The pytest plugin, driven through pytester on a small real suite (tests/toy_suite.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+import robustcheck.items  # noqa: F401  (load torch once: pytester's in-process runs restore sys.modules)
+from toy_suite import write_suite
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def _record(pytester: pytest.Pytester) -> dict:
+    return json.loads((pytester.path / "reports" / "robustcheck.json").read_text())
+
+
+def _verdicts(record: dict) -> dict[str, str]:
+    return {i["nodeid"]: i["verdict"] for m in record["models"] for i in m["items"]}
+
+
+def test_plain_pytest_ignores_onnx_files_and_does_not_import_torch(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path / "models")
+    pytester.makepyfile(test_plain="""
+        import sys
+
+        def test_light():
+            assert "torch" not in sys.modules
+            assert "onnxruntime" not in sys.modules
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert "toy.onnx" not in result.stdout.str()
+
+
+def test_collects_one_item_per_claim(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path / "models", robust_eps=0.01, gate_eps=0.02)
+    result = pytester.runpytest("--robustcheck", "models", "--collect-only", "-q")
+    out = result.stdout.str()
+    for name in ("toy.onnx::clean-accuracy", "toy.onnx::robust[cw-l2@0.01]",
+                 "toy.onnx::robust-accuracy[cw-l2@0.02]", "toy.onnx::gradient-masking"):
+        assert name in out, out
+    selected = pytester.runpytest("--robustcheck", "models", "--collect-only", "-q", "-k", "robust-accuracy")
+    assert "robust-accuracy[cw-l2@0.02]" in selected.stdout.str()
+    assert "clean-accuracy" not in selected.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("toml", "words"),
+    [
+        ("[defaults]\nsampels = 3\n", "unknown key 'defaults.sampels'"),
+        ("[defaults]\nsamples = 'many'\n", "'defaults.samples' must be a positive integer"),
+        ("[defaults]\ndataset = 'missing.npz'\n", "missing.npz, which does not exist"),
+        ("[[defaults.check]]\ntype = 'robust'\nattack = 'cw-l9'\nepsilon = 1\n", "'defaults.check[0].attack' must be one of"),
+        ("[defaults\n", "invalid TOML"),
+    ],
+)
+def test_config_errors_are_usage_errors(pytester: pytest.Pytester, toml: str, words: str) -> None:
+    write_suite(pytester.path / "models", toml=toml)
+    result = pytester.runpytest("--robustcheck", "models")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert words in err and "robustcheck.toml" in err, err
+    assert "Traceback" not in err
+
+
+def test_passing_suite_exits_zero_and_writes_reports(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path / "models", robust_eps=1e-3, gate_eps=1e-3)
+    result = pytester.runpytest("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    record = _record(pytester)
+    assert set(_verdicts(record).values()) == {"passed"}
+    model = record["models"][0]
+    assert model["clean_accuracy"] > 0.9 and len(model["sha256"]) == 64
+    assert (pytester.path / "reports" / "robustcheck.html").is_file()
+
+
+def test_failing_gate_exits_one_with_a_counterexample_and_no_traceback(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path / "models", robust_eps=5.0, gate_eps=5.0, gate_min=0.5)
+    result = pytester.runpytest("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "robust[cw-l2@5] violated: sample 0" in out  # shrunk to the first sample
+    assert "distances: L0" in out and "reproduce: pytest --robustcheck" in out
+    assert "robust accuracy 0.0% under cw-l2" in out
+    assert "Traceback" not in out and "def evaluate" not in out
+    record = _record(pytester)
+    saved = record["models"][0]["counterexamples"]
+    assert saved and all(Path(c["npz"]).is_file() and Path(c["png"]).is_file() for c in saved)
+
+
+def test_stored_counterexample_is_replayed_first(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path / "models", robust_eps=5.0)
+    args = ("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider",
+            "-k", "robust[")
+    first = pytester.runpytest(*args)
+    assert first.ret == pytest.ExitCode.TESTS_FAILED
+    before = next(i for i in _record(pytester)["models"][0]["items"] if i["kind"] == "robust")
+    assert before["figures"]["replayed"] == 0
+    store = pytester.path / ".robustcheck" / "counterexamples" / "toy"
+    assert list(store.glob("*.json"))
+    shutil.rmtree(pytester.path / ".robustcheck" / "hypothesis")  # only robustcheck's own store remains
+    second = pytester.runpytest(*args)
+    assert second.ret == pytest.ExitCode.TESTS_FAILED
+    first_item = next(i for i in _record(pytester)["models"][0]["items"] if i["kind"] == "robust")
+    assert first_item["figures"]["replayed"] == 1
+    assert first_item["figures"]["first_failure_at"] == 1, "the stored counterexample ran first and failed"
+
+
+def test_broken_model_fails_its_own_items_only(pytester: pytest.Pytester) -> None:
+    folder = write_suite(pytester.path / "models", models=("good",))
+    (folder / "broken.onnx").write_bytes(b"\x00garbage, not a model")
+    result = pytester.runpytest("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "INTERNALERROR" not in out and "Traceback" not in out
+    assert "broken.onnx: not a valid ONNX model" in out
+    verdicts = _verdicts(_record(pytester))
+    assert all(v == "passed" for k, v in verdicts.items() if k.startswith("models/good.onnx"))
+    assert all(v in ("failed", "error") for k, v in verdicts.items() if k.startswith("models/broken.onnx"))
+
+
+def test_dataset_that_does_not_fit_fails_that_model(pytester: pytest.Pytester) -> None:
+    import numpy as np
+
+    folder = write_suite(pytester.path / "models")
+    np.savez(folder / "data.npz", x=np.zeros((10, 5), np.float32), y=np.zeros(10, np.int64))
+    result = pytester.runpytest("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "do not fit input" in result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_junit_xml_carries_key_figures(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path / "models")
+    pytester.runpytest("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider",
+                       "--junitxml", "junit.xml")
+    tree = ET.parse(pytester.path / "junit.xml")
+    props = {p.get("name"): p.get("value") for p in tree.iter("property")}
+    assert float(props["clean_accuracy"]) > 0.9
+    assert "robust_accuracy" in props
+
+
+def test_baseline_regression_fails_the_release_gate(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path / "models", gate_eps=0.3, gate_min=0.0)
+    args = ("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider", "-k", "not robust[")
+    assert pytester.runpytest(*args).ret == pytest.ExitCode.OK
+    baseline = _record(pytester)
+    (pytester.path / "same.json").write_text(json.dumps(baseline))
+    same = pytester.runpytest(*args, "--robustcheck-baseline", "same.json")
+    assert same.ret == pytest.ExitCode.OK, same.stdout.str()
+    for model in baseline["models"]:
+        for item in model["items"]:
+            if item["kind"] == "robust-accuracy":
+                item["figures"]["robust_accuracy"] = min(1.0, item["figures"]["robust_accuracy"] + 0.5)
+    (pytester.path / "better.json").write_text(json.dumps(baseline))
+    worse = pytester.runpytest(*args, "--robustcheck-baseline", "better.json")
+    assert worse.ret == pytest.ExitCode.TESTS_FAILED
+    assert "regressed against the baseline" in worse.stdout.str()
+    assert _record(pytester)["baseline"], "the comparison is part of the record"
+    missing = pytester.runpytest(*args, "--robustcheck-baseline", "nope.json")
+    assert missing.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_xdist_gives_the_serial_verdicts(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path / "models", robust_eps=0.3, gate_eps=0.3, models=("a", "b"))
+    base = ("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    serial = pytester.runpytest_subprocess(*base)
+    serial_record = _record(pytester)
+    parallel = pytester.runpytest_subprocess(*base, "-n", "2")
+    assert parallel.ret == serial.ret
+    parallel_record = _record(pytester)
+    assert _verdicts(parallel_record) == _verdicts(serial_record)
+    strip = lambda r: [{k: v for k, v in m.items() if k != "items"} for m in r["models"]]  # noqa: E731
+    for m in parallel_record["models"] + serial_record["models"]:
+        for a in m["attacks"]:
+            a.pop("wall_time_s")
+    assert strip(parallel_record) == strip(serial_record)
