@@ -1,0 +1,121 @@
+"""Suite config parsing and dataset reading: precise errors, merging, IDX and npz."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robustcheck.config import find_config_files, load_suite_config
+from robustcheck.data import load_dataset
+from robustcheck.errors import ConfigError, DataError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write(folder: Path, text: str, name: str = "robustcheck.toml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data.npz").write_bytes(b"")
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_glob_sections_merge(tmp_path: Path) -> None:
+    path = _write(tmp_path, """
+[defaults]
+dataset = "data.npz"
+samples = 50
+min_clean_accuracy = 0.9
+[[defaults.check]]
+type = "robust-accuracy"
+attack = "ead-l1"
+epsilon = 10
+min = 0.4
+[defaults.attacks.ead-l1]
+beta = 0.01
+[models."dist*"]
+min_clean_accuracy = 0.95
+masking = "warn"
+""")
+    suite = load_suite_config([path])
+    base, dist = suite.for_model("baseline"), suite.for_model("distilled-softmax")
+    assert base.min_clean_accuracy == 0.9 and dist.min_clean_accuracy == 0.95
+    assert base.masking == "fail" and dist.masking == "warn"
+    assert base.dataset is not None and base.dataset.path == tmp_path / "data.npz"
+    assert [c.id for c in base.checks] == ["robust-accuracy[ead-l1@10]"]
+    assert base.checks[0].norm == "l1"
+    assert base.attack_params("ead-l1") == {"beta": 0.01}
+    assert base.to_dict()["checks"][0]["min"] == 0.4
+
+
+def test_pyproject_defaults_are_overridden_by_robustcheck_toml(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.robustcheck.defaults]\nsamples = 10\nmasking = 'warn'\n")
+    models = tmp_path / "models"
+    _write(models, "[defaults]\nsamples = 20\n")
+    files = find_config_files(models / "m.onnx", tmp_path)
+    assert files == [tmp_path / "pyproject.toml", models / "robustcheck.toml"]
+    config = load_suite_config(files).for_model("m")
+    assert config.samples == 20 and config.masking == "warn"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[defaults]\nlayout = 'CHW'\n", "'defaults.layout' must be \"NCHW\" or \"NHWC\""),
+        ("[defaults]\ninput_range = [1, 0]\n", "'defaults.input_range' must be a [low, high] pair"),
+        ("[defaults]\nmin_clean_accuracy = 97\n", "'defaults.min_clean_accuracy' must be a number in [0, 1]"),
+        ("[defaults]\nmasking = 'loud'\n", "'defaults.masking' must be \"fail\" or \"warn\""),
+        ("[[defaults.check]]\ntype = 'robust-accuracy'\nattack = 'cw-l2'\nepsilon = 1\n",
+         "'defaults.check[0].min' must be a number in [0, 1]"),
+        ("[[defaults.check]]\ntype = 'robust'\nattack = 'cw-l2'\nepsilon = -1\n",
+         "'defaults.check[0].epsilon' must be a positive number"),
+        ("[[defaults.check]]\ntype = 'robust'\nattack = 'cw-l2'\nepsilon = 1\nmin = 0.5\n",
+         "'defaults.check[0].min' applies to robust-accuracy checks only"),
+        ("[defaults.attacks.cw-l7]\nsteps = 1\n", "unknown attack 'defaults.attacks.cw-l7'"),
+        ("[models.x]\nbogus = 1\n", "unknown key 'models.x.bogus'"),
+        ("[nonsense]\n", "unknown key 'nonsense'"),
+        ("[defaults]\ndataset = {images = 'data.npz', labels = 'nope.gz'}\n", "nope.gz, which does not exist"),
+    ],
+)
+def test_config_errors_name_file_key_and_expectation(tmp_path: Path, text: str, message: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_suite_config([path])
+    assert str(exc.value).startswith(str(path) + ":")
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_reads_idx_and_npz(tmp_path: Path) -> None:
+    images = ROOT / "models" / "data" / "t10k-images-idx3-ubyte.gz"
+    labels = ROOT / "models" / "data" / "t10k-labels-idx1-ubyte.gz"
+    mnist = load_dataset(images, labels=labels, scale=1 / 255)
+    assert mnist.x.shape == (10000, 1, 28, 28) and mnist.x.max() <= 1.0
+    assert mnist.y[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert np.bincount(mnist.y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    np.savez(tmp_path / "d.npz", x=mnist.x[:5], y=mnist.y[:5])
+    small = load_dataset(tmp_path / "d.npz", limit=3)
+    assert len(small) == 3 and small.index.tolist() == [0, 1, 2]
+
+
+def test_bad_datasets_get_one_line_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad-idx3-ubyte.gz"
+    bad.write_bytes(gzip.compress(b"\x01\x02\x03\x04"))
+    with pytest.raises(DataError, match="bad magic number"):
+        load_dataset(bad, labels=bad)
+    truncated = tmp_path / "t-idx1-ubyte"
+    truncated.write_bytes(b"\x00\x00\x08\x01" + (100).to_bytes(4, "big") + bytes(10))
+    with pytest.raises(DataError, match="truncated"):
+        load_dataset(truncated, labels=truncated)
+    np.savez(tmp_path / "noy.npz", x=np.zeros((2, 3)))
+    with pytest.raises(DataError, match="missing array"):
+        load_dataset(tmp_path / "noy.npz")
+    np.savez(tmp_path / "nan.npz", x=np.full((2, 3), np.nan), y=np.zeros(2, int))
+    with pytest.raises(DataError, match="NaN"):
+        load_dataset(tmp_path / "nan.npz")
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(DataError, match="not a readable .npz"):
+        load_dataset(tmp_path / "junk.npz")
