@@ -221,8 +221,7 @@ def load_model(
     proto, raw_warnings = _read_model(path, max_bytes)
     spec_input = _input_value(proto, label)
     box = _check_range(input_range, label)
-    ort_session_probe = _session(proto, label, threads)
-    out_name, kind, cut_node, ignored = _choose_output(proto, ort_session_probe, output, label)
+    out_name, kind, cut_node, ignored = _choose_output(proto, output, label)
     proto = _prune_to(proto, out_name, cut_node)
     session = _session(proto, label, threads)
     input_spec = _input_spec(spec_input, box, layout, label)
@@ -372,13 +371,21 @@ def _check_range(input_range: tuple[float, float] | None, label: str) -> tuple[f
     return (lo, hi)
 
 
+_FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16)
+
+
 def _choose_output(
-    proto: onnx.ModelProto, session: ort.InferenceSession, wanted: str | None, label: str
+    proto: onnx.ModelProto, wanted: str | None, label: str
 ) -> tuple[str, OutputKind, str | None, tuple[str, ...]]:
-    """Pick the tensor output holding the scores and cut a trailing Softmax/LogSoftmax."""
-    float_types = {"tensor(float)", "tensor(double)", "tensor(float16)"}
-    candidates = [o.name for o in session.get_outputs() if o.type in float_types]
-    ignored = tuple(o.name for o in session.get_outputs() if o.type not in float_types)
+    """Pick the float tensor output holding the scores and cut a trailing Softmax/LogSoftmax.
+
+    Non-tensor outputs (ZipMap's sequences of maps) and label tensors are ignored.
+    """
+    def is_float_tensor(value: onnx.ValueInfoProto) -> bool:
+        return value.type.HasField("tensor_type") and value.type.tensor_type.elem_type in _FLOAT_TYPES
+
+    candidates = [o.name for o in proto.graph.output if is_float_tensor(o)]
+    ignored = tuple(o.name for o in proto.graph.output if not is_float_tensor(o))
     if wanted is not None:
         if wanted not in candidates:
             names = ", ".join(candidates) or "none"
