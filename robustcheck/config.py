@@ -39,15 +39,16 @@ else:  # pragma: no cover
 
 CONFIG_NAME = "robustcheck.toml"
 
-#: Attack labels usable in checks: label -> (attack class name, norm, fixed constructor args).
+#: Attack labels usable in checks: label -> (attack class name, norm, defining constructor args).
+#: Bounded probes default to the scale-invariant DLR loss: cross-entropy is what masking defeats.
 ATTACK_LABELS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "cw-l2": ("cw-l2", "l2", {}),
     "cw-linf": ("cw-linf", "linf", {}),
     "cw-l0": ("cw-l0", "l0", {}),
     "ead-en": ("ead", "l1", {"decision_rule": "EN"}),
     "ead-l1": ("ead", "l1", {"decision_rule": "L1"}),
-    "pgd-linf": ("pgd", "linf", {"norm": "linf"}),
-    "pgd-l2": ("pgd", "l2", {"norm": "l2"}),
+    "pgd-linf": ("pgd", "linf", {"norm": "linf", "loss": "dlr"}),
+    "pgd-l2": ("pgd", "l2", {"norm": "l2", "loss": "dlr"}),
     "fgsm-linf": ("fgsm", "linf", {"norm": "linf"}),
     "jsma": ("jsma", "l0", {}),
 }

@@ -98,14 +98,15 @@ class ModelRun:
 
     # -- attacks --------------------------------------------------------------------------
     def attack_params(self, label: str, check: Check | None = None) -> dict[str, Any]:
-        cls_name, _, fixed = ATTACK_LABELS[label]
-        params = dict(self.profile.attacks.get(cls_name, {}))
+        """Constructor arguments: the label's own, then the profile's budget, the config, the check."""
+        cls_name, _, defining = ATTACK_LABELS[label]
+        params = dict(defining)
+        params.update(self.profile.attacks.get(cls_name, {}))
         params.update(self.config.attack_params(label))
         if check is not None:
             params.update(dict(check.params))
             if cls_name in BOUNDED:
                 params["epsilon"] = check.epsilon
-        params.update(fixed)
         return params
 
     def make_attack(self, label: str, check: Check | None = None) -> Attack:
