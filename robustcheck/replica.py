@@ -561,3 +561,45 @@ def _gather(ctx: NodeContext, a: list[Any]) -> list[Any]:
     out = torch.index_select(x, axis, idx.reshape(-1))
     shape = list(x.shape[:axis]) + list(idx.shape) + list(x.shape[axis + 1:])
     return [out.reshape(shape)]
+
+
+# ---------------------------------------------------------------------------------------
+# Comparisons, selection and randomness (non-differentiable: recorded for the diagnostics)
+
+def _compare(name: str, fn: Callable[[Tensor, Tensor], Tensor]) -> None:
+    register(name, differentiable=False)(lambda ctx, a: [fn(*_promote(a[0], a[1]))])
+
+
+_compare("Equal", torch.eq)
+_compare("Greater", torch.gt)
+_compare("GreaterOrEqual", torch.ge)
+_compare("Less", torch.lt)
+_compare("LessOrEqual", torch.le)
+_compare("And", torch.logical_and)
+_compare("Or", torch.logical_or)
+
+
+@register("Where")
+def _where(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    cond, x, y = _as_tensor(a[0]).bool(), _as_tensor(a[1]), _as_tensor(a[2])
+    return [torch.where(cond, x, y)]
+
+
+@register("TopK")
+def _topk(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, k = a[0], int(_ints(a[1])[0]) if ctx.opset >= 10 else int(ctx.attr("k"))
+    axis = ctx.attr("axis", -1)
+    values, indices = torch.topk(x, k, dim=axis, largest=bool(ctx.attr("largest", 1)), sorted=bool(ctx.attr("sorted", 1)))
+    return [values, indices]
+
+
+@register("RandomNormalLike", "RandomUniformLike", differentiable=False)
+def _random_like(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    dtype = torch_dtype(ctx.attr("dtype")) if ctx.attr("dtype") is not None else x.dtype
+    if ctx.op_type == "RandomNormalLike":
+        out = torch.randn(x.shape, dtype=dtype) * ctx.attr("scale", 1.0) + ctx.attr("mean", 0.0)
+    else:
+        low, high = ctx.attr("low", 0.0), ctx.attr("high", 1.0)
+        out = torch.rand(x.shape, dtype=dtype) * (high - low) + low
+    return [out]

@@ -1,0 +1,108 @@
+"""Diagnostics against positive and negative controls (trained networks, real exports)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controls import KWTA, NoisyInput, RoundedInput, ScaledSoftmax, export, train_mlp, trained_baseline
+from robustcheck.data import correctly_classified, load_dataset
+from robustcheck.diagnostics import Finding, attack_failure_indicators, diagnose
+from robustcheck.model import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = None
+
+
+def _train_split():
+    global TRAIN
+    if TRAIN is None:
+        data = load_dataset(ROOT / "models" / "data" / "t10k-images-idx3-ubyte.gz",
+                            labels=ROOT / "models" / "data" / "t10k-labels-idx1-ubyte.gz", scale=1 / 255, limit=8000)
+        TRAIN = (data.x, data.y)
+    return TRAIN
+
+
+@pytest.fixture(scope="module")
+def controls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("controls")
+    x, y = _train_split()
+    mlp = train_mlp(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "scaled-softmax": export(ScaledSoftmax(trained_baseline()), folder / "scaled.onnx"),
+            "rounded-input": export(RoundedInput(trained_baseline()), folder / "rounded.onnx"),
+            "noisy-input": export(NoisyInput(trained_baseline()), folder / "noisy.onnx"),
+            "kwta": export(KWTA(mlp), folder / "kwta.onnx"),
+            "mlp": export(mlp, folder / "mlp.onnx"),
+            "baseline-dynamo": export(trained_baseline(), folder / "baseline-dynamo.onnx", dynamo=True),
+        }
+
+
+def _diagnose(path: Path, heldout, budget: str = "smoke") -> list[Finding]:
+    model = load_model(path, parity_inputs=heldout.x[:16])
+    data = correctly_classified(model, heldout, limit=32)
+    return diagnose(model, data.x, data.y, budget=budget)
+
+
+def _errors(findings: list[Finding]) -> set[str]:
+    return {f.id for f in findings if f.severity == "error"}
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("scaled-softmax", "vanishing-softmax-gradients"),
+    ("rounded-input", "nondifferentiable-ops"),
+    ("noisy-input", "randomized-model"),
+    ("kwta", "gradient-free-beats-gradient"),
+])
+def test_positive_controls_raise_their_finding(controls, heldout, name: str, expected: str) -> None:
+    findings = _diagnose(controls[name], heldout)
+    assert expected in _errors(findings), [(f.id, f.severity) for f in findings]
+    finding = next(f for f in findings if f.id == expected)
+    assert finding.evidence and finding.explanation and finding.remedy
+
+
+@pytest.mark.parametrize("name", ["distilled", "distilled-softmax"])
+def test_distilled_models_show_masking(shipped, correct100, name: str) -> None:
+    data = correct100(name)
+    errors = _errors(diagnose(shipped(name), data.x[:32], data.y[:32], budget="smoke"))
+    assert {"vanishing-softmax-gradients", "weak-vs-strong"} <= errors, errors
+
+
+@pytest.mark.parametrize("name", ["mlp", "baseline-dynamo"])
+def test_clean_controls_raise_no_error(controls, heldout, name: str) -> None:
+    findings = _diagnose(controls[name], heldout)
+    assert not _errors(findings), [(f.id, f.severity, f.evidence) for f in findings if f.severity == "error"]
+
+
+def test_shipped_baseline_raises_no_error(shipped, correct100) -> None:
+    data = correct100("baseline")
+    findings = diagnose(shipped("baseline"), data.x[:32], data.y[:32], budget="smoke")
+    assert not _errors(findings), [(f.id, f.evidence) for f in findings]
+
+
+def test_findings_are_plain_data(shipped, correct100) -> None:
+    import json
+
+    data = correct100("distilled-softmax")
+    for finding in diagnose(shipped("distilled-softmax"), data.x[:16], data.y[:16], budget="smoke"):
+        record = finding.to_record()
+        json.dumps(record.__dict__, allow_nan=False)
+        assert record.severity in ("error", "warning", "info")
+
+
+def test_attack_failure_indicators_flag_incomplete_optimisation(shipped, correct100) -> None:
+    from robustcheck.attacks import CarliniWagnerL2
+
+    data = correct100("baseline")
+    # Far too few iterations and a tiny constant: the loss is still falling when the attack stops.
+    result = CarliniWagnerL2(binary_search_steps=1, max_iterations=20, initial_const=1e-3,
+                             abort_early=False).run(shipped("baseline"), data.x[:16], data.y[:16])
+    assert result.success_rate < 1.0
+    ids = {f.id for f in attack_failure_indicators(result)}
+    assert "incomplete-optimisation:cw-l2" in ids, ids
+    assert np.isfinite(result.loss_trace).all()
