@@ -1,0 +1,135 @@
+"""Attack quality bars on the shipped models (100 correctly classified held-out images each).
+
+CI runs reduced budgets (stated per row); benchmarks/ measures the full reference budgets.
+Every success is the oracle's verdict: the base class re-checks each candidate with onnxruntime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robustcheck import ReplicaUnavailable, load_model
+from robustcheck.attacks import EAD, FGSM, JSMA, PGD, CarliniWagnerL0, CarliniWagnerL2, CarliniWagnerLinf
+
+MODELS = ("baseline", "distilled", "distilled-softmax")
+BUDGET = {"binary_search_steps": 5, "max_iterations": 300}
+
+# (attack factory, model, minimum success, maximum success): one row per quality bar.
+TABLE = [
+    *[(lambda: CarliniWagnerL2(**BUDGET), m, 1.0, 1.0) for m in MODELS],
+    *[(lambda: EAD(decision_rule="EN", **BUDGET), m, 1.0, 1.0) for m in MODELS],
+    *[(lambda: EAD(decision_rule="L1", **BUDGET), m, 1.0, 1.0) for m in MODELS],
+    (lambda: PGD(epsilon=0.3, steps=40, loss="ce"), "baseline", 0.9, 1.0),
+    *[(lambda: PGD(epsilon=0.3, steps=40, loss="ce"), m, 0.0, 0.2) for m in MODELS[1:]],
+    *[(lambda: PGD(epsilon=0.3, steps=40, loss="dlr"), m, 0.9, 1.0) for m in MODELS],
+    *[(lambda: PGD(epsilon=0.3, steps=40, loss="margin"), m, 0.9, 1.0) for m in MODELS],
+    *[(lambda: FGSM(epsilon=0.3, loss="ce"), m, 0.0, 0.2) for m in MODELS[1:]],
+    (lambda: JSMA(), "baseline", 0.6, 1.0),
+    *[(lambda: JSMA(), m, 0.0, 0.1) for m in MODELS[1:]],
+    *[(lambda: CarliniWagnerL2(objective="f1", **BUDGET), m, 0.0, 0.1) for m in MODELS[1:]],
+]
+
+
+@pytest.mark.parametrize(("make", "name", "low", "high"), TABLE,
+                         ids=[f"{t[0]().name}-{t[1]}-{i}" for i, t in enumerate(TABLE)])
+def test_success_rates(shipped, correct100, make, name: str, low: float, high: float) -> None:
+    model, data = shipped(name), correct100(name)
+    attack = make()
+    result = attack.run(model, data.x, data.y)
+    assert low <= result.success_rate <= high, f"{attack.name} {attack.params()} on {name}: {result.success_rate:.2f}"
+    _check_verified(model, data.x, data.y, result)
+
+
+def _check_verified(model, x, y, result, targets=None) -> None:
+    ok = result.success
+    labels = model.predict(result.x_adv)
+    if targets is None:
+        assert (labels[ok] != y[ok]).all()
+    else:
+        assert (labels[ok] == targets[ok]).all()
+    assert model.in_box(result.x_adv).all()
+    # Failures keep the original input, never a zeros image, and have infinite distances.
+    np.testing.assert_array_equal(result.x_adv[~ok], x[~ok])
+    for norm, d in result.distances.items():
+        assert np.isinf(d[~ok]).all() and np.isfinite(d[ok]).all(), norm
+    if result.epsilon is not None:
+        assert (result.distances[result.norm][ok] <= result.epsilon * (1 + 1e-6)).all()
+
+
+def test_targeted_cw_l2_reaches_every_target(shipped, correct100) -> None:
+    model, data = shipped("baseline"), correct100("baseline")
+    x = np.repeat(data.x[:3], 9, axis=0)
+    y = np.repeat(data.y[:3], 9)
+    targets = np.array([(label + k) % 10 for label in data.y[:3] for k in range(1, 10)])
+    result = CarliniWagnerL2(**BUDGET).run(model, x, y, targets=targets)
+    assert result.success.all(), result.success.reshape(3, 9)
+    _check_verified(model, x, y, result, targets)
+
+
+def test_distortion_is_the_same_with_and_without_distillation(shipped, correct100) -> None:
+    medians = {}
+    for name in ("baseline", "distilled"):
+        result = CarliniWagnerL2(**BUDGET).run(shipped(name), correct100(name).x[:50], correct100(name).y[:50])
+        medians[name] = float(np.median(result.distances["l2"]))
+    # Distillation does not make C&W need a much larger perturbation (C&W 2017, Table VI).
+    assert medians["distilled"] < 2 * medians["baseline"], medians
+
+
+def test_cw_linf_and_l0_succeed_with_small_distortions(shipped, correct100) -> None:
+    model, data = shipped("baseline"), correct100("baseline")
+    linf = CarliniWagnerLinf(max_iterations=300).run(model, data.x[:8], data.y[:8])
+    assert linf.success_rate >= 0.5
+    assert np.median(linf.distances["linf"][linf.success]) < 0.5
+    l0 = CarliniWagnerL0(binary_search_steps=3, max_iterations=100, max_rounds=8).run(model, data.x[:4], data.y[:4])
+    assert l0.success_rate >= 0.75
+    assert np.median(l0.distances["l0"][l0.success]) < 784
+
+
+def test_pgd_l2_and_targeted_pgd(shipped, correct100) -> None:
+    model, data = shipped("baseline"), correct100("baseline")
+    l2 = PGD(epsilon=3.0, norm="l2", steps=40, loss="dlr").run(model, data.x, data.y)
+    assert l2.success_rate >= 0.9
+    _check_verified(model, data.x, data.y, l2)
+    targets = (data.y + 1) % 10
+    targeted = PGD(epsilon=0.3, steps=40, loss="margin").run(model, data.x, data.y, targets=targets)
+    assert targeted.success_rate >= 0.8
+    _check_verified(model, data.x, data.y, targeted, targets)
+
+
+def test_deterministic_under_a_seed_and_seed_moves_the_random_start(shipped, correct100) -> None:
+    model, data = shipped("baseline"), correct100("baseline")
+    attack = PGD(epsilon=0.1, steps=5, loss="ce")
+    a = attack.run(model, data.x[:20], data.y[:20], seed=3)
+    b = attack.run(model, data.x[:20], data.y[:20], seed=3)
+    c = attack.run(model, data.x[:20], data.y[:20], seed=4)
+    np.testing.assert_array_equal(a.x_adv, b.x_adv)
+    assert not np.array_equal(a.x_adv, c.x_adv) or not a.success.any()
+    cw1 = CarliniWagnerL2(binary_search_steps=2, max_iterations=50).run(model, data.x[:5], data.y[:5])
+    cw2 = CarliniWagnerL2(binary_search_steps=2, max_iterations=50).run(model, data.x[:5], data.y[:5])
+    np.testing.assert_array_equal(cw1.x_adv, cw2.x_adv)
+
+
+def test_fixed_batch_of_one_model(tmp_path: Path, heldout) -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+    path = tmp_path / "b1.onnx"
+    torch.onnx.export(net, (torch.zeros(1, 1, 28, 28),), str(path), input_names=["x"], output_names=["z"],
+                      opset_version=17, dynamo=False)
+    model = load_model(path)
+    assert model.input_spec.fixed_batch == 1
+    x, y = heldout.x[:6], model.predict(heldout.x[:6])
+    result = CarliniWagnerL2(binary_search_steps=3, max_iterations=100).run(model, x, y)
+    assert result.success.all()
+
+
+def test_gradient_attacks_need_a_replica(shipped, correct100) -> None:
+    from robustcheck.model import load_model as load
+
+    model = load(shipped("baseline").path, build_gradients=False)
+    assert model.replica is None
+    with pytest.raises(ReplicaUnavailable, match="no differentiable replica"):
+        CarliniWagnerL2().run(model, correct100("baseline").x[:2], correct100("baseline").y[:2])
