@@ -213,18 +213,6 @@ def load_record(path: str | os.PathLike[str]) -> RunRecord:
         return record_from_dict(json.load(fh))
 
 
-def dumps(record: RunRecord) -> str:
-    return json.dumps(record.to_dict(), indent=2, sort_keys=False, allow_nan=False, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
-
-
 def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> None:
     """Write a file so that readers see the old or the new content, never a partial one."""
     path = Path(path)
@@ -232,6 +220,10 @@ def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> None:
     data = text.encode("utf-8") if isinstance(text, str) else text
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # mkstemp creates 0600 files; reports are shared artefacts: use the usual umask-derived mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

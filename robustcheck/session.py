@@ -23,9 +23,9 @@ from robustcheck.config import CONFIG_NAME, ModelConfig, SuiteConfig, find_confi
 from robustcheck.errors import ConfigError
 from robustcheck.profiles import PROFILES, Profile
 from robustcheck.record import (
-    BaselineDelta, ModelRecord, RunInfo, RunRecord, _build, dumps, load_record, write_atomic,
+    AttackRecord, BaselineDelta, Counterexample, FindingRecord, ItemRecord, ModelRecord, RunInfo, RunRecord, _build,
+    load_record,
 )
-from robustcheck.record import AttackRecord, Counterexample, FindingRecord, ItemRecord
 from robustcheck.store import CounterexampleStore
 
 
@@ -72,8 +72,9 @@ class RobustcheckSession:
             if target.is_file() and target.suffix == ".onnx":
                 self.suite_for(target)
             elif target.is_dir():
+                # Every config file below the path, even one beside no model yet, and every model's.
                 for found in sorted(target.rglob(CONFIG_NAME)):
-                    self.suite_for(found.parent / "model.onnx")
+                    self.suite_for(found.parent / CONFIG_NAME)
                 for model in sorted(target.rglob("*.onnx")):
                     self.suite_for(model)
 
@@ -195,8 +196,11 @@ class RobustcheckSession:
         return RunRecord(run=info, models=models, baseline=deltas)
 
     def _write_json(self, *, interrupted: bool) -> RunRecord:
+        """The record so far, rewritten after every item: an interrupted run leaves what finished."""
+        from robustcheck.report.json_report import write_json
+
         record = self.build_record(interrupted=interrupted)
-        write_atomic(self.record_path, dumps(record))
+        write_json(record, self.record_path, check=False)
         return record
 
     @pytest.hookimpl(trylast=True)

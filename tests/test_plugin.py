@@ -1,4 +1,8 @@
-"""The pytest plugin, driven through pytester on a small real suite (tests/toy_suite.py)."""
+"""The pytest plugin, driven through pytester on a small real suite (tests/toy_suite.py).
+
+Every run is a subprocess: pytester's in-process runs restore sys.modules afterwards, and
+torch does not survive being imported twice in one process.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-import robustcheck.items  # noqa: F401  (load torch once: pytester's in-process runs restore sys.modules)
 from toy_suite import write_suite
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -39,12 +42,12 @@ def test_plain_pytest_ignores_onnx_files_and_does_not_import_torch(pytester: pyt
 
 def test_collects_one_item_per_claim(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path / "models", robust_eps=0.01, gate_eps=0.02)
-    result = pytester.runpytest("--robustcheck", "models", "--collect-only", "-q")
+    result = pytester.runpytest_subprocess("--robustcheck", "models", "--collect-only", "-q")
     out = result.stdout.str()
     for name in ("toy.onnx::clean-accuracy", "toy.onnx::robust[cw-l2@0.01]",
                  "toy.onnx::robust-accuracy[cw-l2@0.02]", "toy.onnx::gradient-masking"):
         assert name in out, out
-    selected = pytester.runpytest("--robustcheck", "models", "--collect-only", "-q", "-k", "robust-accuracy")
+    selected = pytester.runpytest_subprocess("--robustcheck", "models", "--collect-only", "-q", "-k", "robust-accuracy")
     assert "robust-accuracy[cw-l2@0.02]" in selected.stdout.str()
     assert "clean-accuracy" not in selected.stdout.str()
 
@@ -61,7 +64,7 @@ def test_collects_one_item_per_claim(pytester: pytest.Pytester) -> None:
 )
 def test_config_errors_are_usage_errors(pytester: pytest.Pytester, toml: str, words: str) -> None:
     write_suite(pytester.path / "models", toml=toml)
-    result = pytester.runpytest("--robustcheck", "models")
+    result = pytester.runpytest_subprocess("--robustcheck", "models")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert words in err and "robustcheck.toml" in err, err
@@ -70,7 +73,7 @@ def test_config_errors_are_usage_errors(pytester: pytest.Pytester, toml: str, wo
 
 def test_passing_suite_exits_zero_and_writes_reports(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path / "models", robust_eps=1e-3, gate_eps=1e-3)
-    result = pytester.runpytest("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     record = _record(pytester)
     assert set(_verdicts(record).values()) == {"passed"}
@@ -81,7 +84,7 @@ def test_passing_suite_exits_zero_and_writes_reports(pytester: pytest.Pytester) 
 
 def test_failing_gate_exits_one_with_a_counterexample_and_no_traceback(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path / "models", robust_eps=5.0, gate_eps=5.0, gate_min=0.5)
-    result = pytester.runpytest("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
     assert "robust[cw-l2@5] violated: sample 0" in out  # shrunk to the first sample
@@ -97,14 +100,14 @@ def test_stored_counterexample_is_replayed_first(pytester: pytest.Pytester) -> N
     write_suite(pytester.path / "models", robust_eps=5.0)
     args = ("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider",
             "-k", "robust[")
-    first = pytester.runpytest(*args)
+    first = pytester.runpytest_subprocess(*args)
     assert first.ret == pytest.ExitCode.TESTS_FAILED
     before = next(i for i in _record(pytester)["models"][0]["items"] if i["kind"] == "robust")
     assert before["figures"]["replayed"] == 0
     store = pytester.path / ".robustcheck" / "counterexamples" / "toy"
     assert list(store.glob("*.json"))
     shutil.rmtree(pytester.path / ".robustcheck" / "hypothesis")  # only robustcheck's own store remains
-    second = pytester.runpytest(*args)
+    second = pytester.runpytest_subprocess(*args)
     assert second.ret == pytest.ExitCode.TESTS_FAILED
     first_item = next(i for i in _record(pytester)["models"][0]["items"] if i["kind"] == "robust")
     assert first_item["figures"]["replayed"] == 1
@@ -114,7 +117,7 @@ def test_stored_counterexample_is_replayed_first(pytester: pytest.Pytester) -> N
 def test_broken_model_fails_its_own_items_only(pytester: pytest.Pytester) -> None:
     folder = write_suite(pytester.path / "models", models=("good",))
     (folder / "broken.onnx").write_bytes(b"\x00garbage, not a model")
-    result = pytester.runpytest("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
     assert "INTERNALERROR" not in out and "Traceback" not in out
@@ -129,7 +132,7 @@ def test_dataset_that_does_not_fit_fails_that_model(pytester: pytest.Pytester) -
 
     folder = write_suite(pytester.path / "models")
     np.savez(folder / "data.npz", x=np.zeros((10, 5), np.float32), y=np.zeros(10, np.int64))
-    result = pytester.runpytest("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "do not fit input" in result.stdout.str()
     assert "Traceback" not in result.stdout.str()
@@ -137,7 +140,7 @@ def test_dataset_that_does_not_fit_fails_that_model(pytester: pytest.Pytester) -
 
 def test_junit_xml_carries_key_figures(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path / "models")
-    pytester.runpytest("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider",
+    pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider",
                        "--junitxml", "junit.xml")
     tree = ET.parse(pytester.path / "junit.xml")
     props = {p.get("name"): p.get("value") for p in tree.iter("property")}
@@ -148,21 +151,21 @@ def test_junit_xml_carries_key_figures(pytester: pytest.Pytester) -> None:
 def test_baseline_regression_fails_the_release_gate(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path / "models", gate_eps=0.3, gate_min=0.0)
     args = ("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider", "-k", "not robust[")
-    assert pytester.runpytest(*args).ret == pytest.ExitCode.OK
+    assert pytester.runpytest_subprocess(*args).ret == pytest.ExitCode.OK
     baseline = _record(pytester)
     (pytester.path / "same.json").write_text(json.dumps(baseline))
-    same = pytester.runpytest(*args, "--robustcheck-baseline", "same.json")
+    same = pytester.runpytest_subprocess(*args, "--robustcheck-baseline", "same.json")
     assert same.ret == pytest.ExitCode.OK, same.stdout.str()
     for model in baseline["models"]:
         for item in model["items"]:
             if item["kind"] == "robust-accuracy":
                 item["figures"]["robust_accuracy"] = min(1.0, item["figures"]["robust_accuracy"] + 0.5)
     (pytester.path / "better.json").write_text(json.dumps(baseline))
-    worse = pytester.runpytest(*args, "--robustcheck-baseline", "better.json")
+    worse = pytester.runpytest_subprocess(*args, "--robustcheck-baseline", "better.json")
     assert worse.ret == pytest.ExitCode.TESTS_FAILED
     assert "regressed against the baseline" in worse.stdout.str()
     assert _record(pytester)["baseline"], "the comparison is part of the record"
-    missing = pytester.runpytest(*args, "--robustcheck-baseline", "nope.json")
+    missing = pytester.runpytest_subprocess(*args, "--robustcheck-baseline", "nope.json")
     assert missing.ret == pytest.ExitCode.USAGE_ERROR
 
 

@@ -1,0 +1,390 @@
+"""The console view: a rich summary table of a run, following pytest's terminal settings.
+
+`make_console` builds the `rich.console.Console` the other helpers write to. Colour is on
+only when asked for (`--color=yes`) or when the output is a terminal and neither `NO_COLOR`
+nor `TERM=dumb` says otherwise; without colour the output is plain text (ASCII table rules,
+no escape codes), which is what CI logs get. Model-supplied text is never parsed as rich
+markup. The progress display exists only on an interactive terminal.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
+
+from robustcheck.report import (
+    ModelSummary, Summary, display_path, fmt_num, fmt_pct, fmt_seconds, norm_name, summarize,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from robustcheck.record import RunRecord
+
+#: Above this many robust-accuracy figures, they share one column instead of one column each.
+MAX_ROBUST_COLUMNS = 3
+
+VERDICT_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold red reverse", "skipped": "yellow"}
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+class _TerminalWriterFile:
+    """File-like adapter for pytest's TerminalWriter (keeps its line bookkeeping correct)."""
+
+    def __init__(self, tw: Any) -> None:
+        self._tw = tw
+        self._file = getattr(tw, "_file", None)
+
+    def write(self, text: str) -> int:
+        self._tw.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._tw.flush()
+
+    def isatty(self) -> bool:
+        return _isatty(self._file)
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._file, "encoding", None) or "utf-8"
+
+
+def _isatty(file: Any) -> bool:
+    try:
+        return bool(file is not None and file.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def colour_wanted(file: Any, color: bool | None, environ: dict[str, str] | None = None) -> bool:
+    """pytest's rule: --color=yes/no wins; else PY_COLORS, NO_COLOR, FORCE_COLOR, then a TTY that is not dumb."""
+    if color is not None:
+        return color
+    env = os.environ if environ is None else environ
+    if env.get("PY_COLORS") in ("0", "1"):
+        return env["PY_COLORS"] == "1"
+    if env.get("NO_COLOR"):
+        return False
+    if env.get("FORCE_COLOR"):
+        return True
+    return _isatty(file) and env.get("TERM") != "dumb"
+
+
+def make_console(file: Any = None, *, color: bool | None = None, width: int | None = None,
+                 quiet: bool = False) -> Console:
+    """A rich Console for robustcheck's terminal output.
+
+    `file`: a text stream or pytest's TerminalWriter (default: sys.stdout). `color`: True for
+    `--color=yes`, False for `--color=no`, None to decide from the environment and the stream.
+    `width`: columns to wrap to (default: the TerminalWriter's width, else rich's detection).
+    `quiet`: pytest's `-q`: `render_summary` prints one line per model instead of a table.
+    """
+    import sys
+
+    from rich.console import Console
+
+    if file is None:
+        file = sys.stdout
+    if hasattr(file, "fullwidth") and hasattr(file, "_file"):  # pytest's TerminalWriter
+        if width is None:
+            width = int(file.fullwidth)
+        if color is None:
+            color = bool(getattr(file, "hasmarkup", False))
+        file = _TerminalWriterFile(file)
+    tty = _isatty(file)
+    colour = colour_wanted(file, color)
+    interactive = tty and os.environ.get("TERM") != "dumb" and not os.environ.get("CI")
+    console = Console(
+        file=file,
+        width=width,
+        force_terminal=colour,
+        force_interactive=interactive,
+        color_system=("auto" if tty else "standard") if colour else None,
+        no_color=not colour,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        legacy_windows=False,
+        soft_wrap=False,
+    )
+    console.robustcheck_quiet = quiet  # type: ignore[attr-defined]
+    return console
+
+
+def render_header(models: Sequence[Any] | int, profile: str, seed: int) -> str:
+    """The line for pytest's report header: robustcheck version, models, profile and seed."""
+    from robustcheck import __version__
+
+    if isinstance(models, int):
+        count, names = models, []
+    else:
+        names = [os.path.splitext(os.path.basename(os.fspath(m)))[0] for m in models]
+        count = len(names)
+    listed = ""
+    if names:
+        shown = ", ".join(names[:5]) + (f", … (+{len(names) - 5})" if len(names) > 5 else "")
+        listed = f" ({shown})"
+    plural = "model" if count == 1 else "models"
+    return f"robustcheck {__version__}: {count} {plural}{listed}, profile {profile}, seed {seed}"
+
+
+def render_summary(record: RunRecord, *, console: Console, html_path: Any = None, json_path: Any = None,
+                   compact: bool | None = None) -> None:
+    """Print the run's summary: one table (a row per model), regressions, and where the reports are."""
+    from rich.text import Text
+
+    summary = summarize(record)
+    if compact is None:
+        compact = bool(getattr(console, "robustcheck_quiet", False))
+    plain = console.color_system is None
+    if not summary.models:
+        console.print(Text("robustcheck: no model was tested"))
+    elif compact:
+        for m in summary.models:
+            console.print(_compact_line(m, summary))
+    else:
+        console.print(_run_line(record, summary))
+        console.print(_table(summary, plain=plain, width=console.width))
+        console.print()
+        findings = _findings_lines(record)
+        if findings:
+            console.print(Text("findings:", style="bold"))
+            for line in findings:
+                console.print(line)
+    for m in summary.models:
+        if m.error:
+            line = Text()
+            line.append(f"{m.name}: ", style="bold")
+            line.append("could not be tested: ", style="bold red")
+            line.append(m.error)
+            console.print(line)
+    regressions = [d for d in record.baseline if d.regressed]
+    if regressions:
+        where = f" ({display_path(record.run.baseline_file)})" if record.run.baseline_file else ""
+        head = Text(f"baseline comparison{where}: ", style="bold")
+        head.append(f"{len(regressions)} regression{'s' if len(regressions) != 1 else ''}", style="bold red")
+        console.print(head)
+        for d in regressions:
+            if d.baseline is not None and d.current is not None and d.metric != "masking-findings":
+                what = f"{fmt_pct(d.baseline)} → {fmt_pct(d.current)}"
+                if d.tolerance is not None:
+                    what += f" (tolerance {fmt_pct(d.tolerance)})"
+            else:
+                what = f"{fmt_num(d.baseline)} → {fmt_num(d.current)}"
+            note = f"; {d.note}" if d.note else ""
+            console.print(Text(f"  {d.model} {d.metric}: {what}{note}"))
+    if record.run.interrupted:
+        console.print(Text("run interrupted: the figures above are partial", style="bold yellow"))
+    if html_path is not None:
+        line = Text("HTML report: ", style="bold")
+        line.append(display_path(html_path))
+        console.print(line)
+    if json_path is not None:
+        line = Text("JSON record: ", style="bold")
+        line.append(display_path(json_path))
+        console.print(line)
+
+
+@contextmanager
+def progress(console: Console, total: int | None, description: str) -> Iterator[Any]:
+    """A transient progress bar for a long attack, shown only on an interactive terminal.
+
+    Yields an object with `advance(n=1)` and `update(completed)`; elsewhere (CI, pipes,
+    `TERM=dumb`) both do nothing and nothing is printed.
+    """
+    if not console.is_interactive or not console.is_terminal:
+        yield _NoProgress()
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield _Progress(bar, task)
+
+
+class _NoProgress:
+    def advance(self, n: float = 1) -> None:
+        pass
+
+    def update(self, completed: float) -> None:
+        pass
+
+
+class _Progress:
+    def __init__(self, bar: Any, task: Any) -> None:
+        self._bar, self._task = bar, task
+
+    def advance(self, n: float = 1) -> None:
+        self._bar.advance(self._task, n)
+
+    def update(self, completed: float) -> None:
+        self._bar.update(self._task, completed=completed)
+
+
+# -- pieces ---------------------------------------------------------------------------------
+def _run_line(record: RunRecord, summary: Summary) -> Text:
+    from rich.text import Text
+
+    run = record.run
+    n = len(summary.models)
+    line = Text()
+    line.append("robustcheck: ", style="bold")
+    line.append(_verdict_word(summary.verdict), style=VERDICT_STYLE.get(summary.verdict, ""))
+    items = ", ".join(f"{count} {verdict}" for verdict, count in sorted(summary.totals.items()))
+    line.append(f" — {n} model{'s' if n != 1 else ''}, items {items or 'none'}; profile {run.profile}, "
+                f"seed {run.seed}, {fmt_seconds(run.duration_s)}")
+    return line
+
+
+def _table(summary: Summary, *, plain: bool, width: int) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=_box() if plain else box.SIMPLE_HEAD, show_edge=False, header_style="bold",
+                  padding=(0, 1), collapse_padding=True, pad_edge=False, expand=False)
+    table.add_column("model", overflow="fold", min_width=8)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("clean", justify="right", no_wrap=True)
+    # One column per robust-accuracy figure while they fit; beyond that, one column of lines.
+    separate = len(summary.columns) <= MAX_ROBUST_COLUMNS and width >= 56 + 8 * len(summary.columns)
+    if separate:
+        for col in summary.columns:
+            table.add_column(f"{col.attack}\n{norm_name(col.norm)} ≤ {col.epsilon:g}", justify="right")
+    elif summary.columns:
+        table.add_column("robust accuracy")
+    table.add_column("median\ndistortion")
+    table.add_column("findings")
+    for m in summary.models:
+        row: list[Any] = [_name(m), _verdict_cell(m), fmt_pct(m.clean_accuracy)]
+        if separate:
+            row += [_robust_cell(m, col) for col in summary.columns]
+        elif summary.columns:
+            row.append(_robust_lines(m, summary))
+        row.append(_distortion_cell(m))
+        row.append(_findings_cell(m))
+        table.add_row(*row, end_section=True)
+    return table
+
+
+def _box() -> Any:
+    from rich.box import Box
+
+    # Like rich's SIMPLE_HEAD, in ASCII: a rule under the header, no verticals (greppable CI logs).
+    return Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+
+
+def _name(m: ModelSummary) -> Text:
+    from rich.text import Text
+
+    return Text(m.name, style="bold")
+
+
+def _verdict_word(verdict: str) -> str:
+    return verdict.upper()
+
+
+def _verdict_cell(m: ModelSummary) -> Text:
+    from rich.text import Text
+
+    text = Text(_verdict_word(m.verdict), style=VERDICT_STYLE.get(m.verdict, ""))
+    bad = m.items.get("failed", 0) + m.items.get("error", 0)
+    total = sum(m.items.values())
+    if total:
+        text.append(f"\n{total - bad}/{total} ok", style="dim")
+    return text
+
+
+def _robust_cell(m: ModelSummary, col: Any) -> Text:
+    from rich.text import Text
+
+    fig = m.robust.get(col)
+    if fig is None:
+        return Text("—", style="dim")
+    style = "red" if fig.verdict in ("failed", "error") else ""
+    text = Text(fmt_pct(fig.value), style=style)
+    if fig.minimum is not None:
+        text.append(f"\nmin {fmt_pct(fig.minimum, 0)}", style="dim")
+    return text
+
+
+def _robust_lines(m: ModelSummary, summary: Summary) -> Text:
+    from rich.text import Text
+
+    text = Text()
+    for col in summary.columns:
+        fig = m.robust.get(col)
+        if fig is None:
+            continue
+        if text:
+            text.append("\n")
+        text.append(f"{col.label}: ")
+        text.append(fmt_pct(fig.value), style="red" if fig.verdict in ("failed", "error") else "")
+    return text or Text("—", style="dim")
+
+
+def _distortion_cell(m: ModelSummary) -> Text:
+    from rich.text import Text
+
+    text = Text()
+    for attack, norm, median in m.distortions:
+        if text:
+            text.append("\n")
+        # The norm is usually in the attack's label (cw-l2); name it when it is not (ead-en: L1).
+        label = attack if norm in attack else f"{attack} {norm_name(norm)}"
+        text.append(f"{label} {fmt_num(median, 3)}")
+    return text or Text("—", style="dim")
+
+
+def _findings_cell(m: ModelSummary) -> Text:
+    from rich.text import Text
+
+    counts = [(s, n) for s, n in m.findings.items() if n]
+    if not counts:
+        return Text("none", style="dim")
+    text = Text()
+    for i, (severity, n) in enumerate(counts):
+        if i:
+            text.append("\n")
+        text.append(f"{n} {severity}{'s' if n != 1 else ''}", style=SEVERITY_STYLE.get(severity, ""))
+    return text
+
+
+def _findings_lines(record: RunRecord) -> list[Text]:
+    from rich.text import Text
+
+    lines = []
+    for model in record.models:
+        if not model.findings:
+            continue
+        line = Text("  ")
+        line.append(model.name, style="bold")
+        line.append(": ")
+        for i, f in enumerate(model.findings):
+            if i:
+                line.append(", ")
+            line.append(f.id, style=SEVERITY_STYLE.get(f.severity, ""))
+            line.append(f" ({f.severity})", style="dim")
+        lines.append(line)
+    return lines
+
+
+def _compact_line(m: ModelSummary, summary: Summary) -> Text:
+    from rich.text import Text
+
+    line = Text()
+    line.append(f"{m.name}: ", style="bold")
+    line.append(_verdict_word(m.verdict), style=VERDICT_STYLE.get(m.verdict, ""))
+    parts = [f"clean {fmt_pct(m.clean_accuracy)}"]
+    for col in summary.columns:
+        fig = m.robust.get(col)
+        if fig is not None:
+            parts.append(f"robust {col.label} {fmt_pct(fig.value)}")
+    errors = m.findings.get("error", 0)
+    if errors:
+        parts.append(f"{errors} masking error{'s' if errors != 1 else ''}")
+    line.append(" · " + " · ".join(parts))
+    return line

@@ -1,0 +1,428 @@
+"""The HTML report: one self-contained file made from the run record.
+
+No JavaScript, no network: styles are inline, fonts are the system's, charts are inline SVG
+(`charts.py`), counterexample pictures are PNG data URIs (`images.py`), collapsible parts are
+`<details>`, and a Content-Security-Policy forbids scripts and any fetch except `data:`
+images, as a second line of defence. Jinja2 autoescapes everything: names, metadata,
+config values and finding text supplied by models or configs are shown as text, never
+interpreted. Only the SVG charts are inserted unescaped, after `charts.clean_svg`.
+
+The page stays small: at most `GALLERY_PER_MODEL` counterexamples per model (smallest
+distortion first, spread over the properties) and `GALLERY_TOTAL` for the whole report; the
+report says how many were left out and where the rest are.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from robustcheck.report import Summary, fmt_num, fmt_pct, fmt_seconds, norm_name, summarize
+
+if TYPE_CHECKING:
+    from robustcheck.record import AttackRecord, Counterexample, ModelRecord, RunRecord
+
+GALLERY_PER_MODEL = 12
+GALLERY_TOTAL = 60
+MESSAGE_LIMIT = 6000
+ATTENTION_LIMIT = 40
+TRUNCATED = "\n… (truncated; the full text is in robustcheck.json)"
+TEMPLATE = "report.html.j2"
+#: Scripts and every fetch are forbidden; only inline styles and data: images are allowed.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+
+def write_html(record: RunRecord, path: str | os.PathLike[str]) -> Path:
+    """Render the report and write it atomically to `path` (counterexample files are read
+    from the paths in the record; relative ones are also looked up next to `path`)."""
+    from robustcheck.record import write_atomic
+
+    path = Path(path)
+    write_atomic(path, render_html(record, base_dir=path.parent))
+    return path
+
+
+def render_html(record: RunRecord, *, base_dir: str | os.PathLike[str] | None = None) -> str:
+    """The report as one HTML string."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(
+        loader=FileSystemLoader(str(Path(__file__).resolve().parent / "templates")),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    view = build_view(record, base_dir=None if base_dir is None else Path(base_dir))
+    return env.get_template(TEMPLATE).render(**view)
+
+
+# -- the view: plain, display-ready data for the template ---------------------------------------
+def build_view(record: RunRecord, *, base_dir: Path | None = None) -> dict[str, Any]:
+    from markupsafe import Markup
+
+    from robustcheck.report import charts
+
+    summary = summarize(record)
+    colours = charts.colour_map(a.attack for m in record.models for a in m.attacks)
+    budget = [GALLERY_TOTAL]
+    pictures: dict[tuple[Any, ...], Any] = {}  # one drawing per file, for entries that share one
+    models = []
+    for index, (model, ms) in enumerate(zip(record.models, summary.models)):
+        models.append(_model_view(model, ms.anchor, index, colours, budget, base_dir, pictures, Markup))
+    attention = _attention(models)
+    shown = sum(m["gallery_entries"] for m in models)
+    total = sum(len(m.counterexamples) for m in record.models)
+    return {
+        "csp": CSP,
+        "title": f"robustcheck report — {summary.verdict.upper()}",
+        "verdict": summary.verdict,
+        "run": _run_view(record),
+        "summary": _summary_view(summary),
+        "attention": attention[:ATTENTION_LIMIT],
+        "attention_more": max(0, len(attention) - ATTENTION_LIMIT),
+        "baseline": [_delta_view(d) for d in record.baseline],
+        "baseline_file": record.run.baseline_file,
+        "baseline_notes": any(d.note for d in record.baseline),
+        "regressions": summary.regressions,
+        "models": models,
+        "gallery_per_model": GALLERY_PER_MODEL,
+        "gallery_total": GALLERY_TOTAL,
+        "counterexamples_shown": shown,
+        "counterexamples_total": total,
+        "report_dir": record.run.report_dir,
+        "schema_version": record.schema_version,
+    }
+
+
+def _attention(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What needs a look first: models that could not be tested, failed checks, error findings."""
+    out = []
+    for m in models:
+        if m["error"]:
+            out.append({"model": m["name"], "href": m["anchor"], "tag": "error", "label": "not tested",
+                        "text": m["error"].splitlines()[0] if m["error"] else ""})
+        for c in m["checks"]:
+            if c["verdict"] in ("failed", "error"):
+                first = next((line for line in c["message"].splitlines() if line.strip()), "")
+                first = first.removeprefix(f'{m["name"]}: ')
+                out.append({"model": m["name"], "href": c["anchor"], "tag": c["verdict"], "label": c["name"],
+                            "text": first})
+        for f in m["findings"]:
+            if f["severity"] == "error":
+                out.append({"model": m["name"], "href": f["anchor"], "tag": "finding", "label": f["id"],
+                            "text": f["title"]})
+    for entry in out:
+        if len(entry["text"]) > 300:
+            entry["text"] = entry["text"][:300] + "…"
+    return out
+
+
+def _run_view(record: RunRecord) -> dict[str, Any]:
+    run = record.run
+    return {
+        "robustcheck": run.robustcheck,
+        "profile": run.profile,
+        "seed": run.seed,
+        "started": _when(run.started),
+        "finished": _when(run.finished),
+        "duration": fmt_seconds(run.duration_s),
+        "workers": run.workers,
+        "interrupted": run.interrupted,
+        "config_files": list(run.config_files),
+        "baseline_file": run.baseline_file,
+        "versions": sorted((str(k), str(v)) for k, v in run.versions.items()),
+        "machine": sorted((str(k), _value(v)) for k, v in run.machine.items()),
+    }
+
+
+def _summary_view(summary: Summary) -> dict[str, Any]:
+    columns = [{"attack": c.attack, "norm": norm_name(c.norm), "epsilon": f"{c.epsilon:g}",
+                "targeted": c.targeted} for c in summary.columns]
+    rows = []
+    for m in summary.models:
+        cells = []
+        for col in summary.columns:
+            fig = m.robust.get(col)
+            if fig is None:
+                cells.append(None)
+                continue
+            bad = fig.verdict in ("failed", "error")
+            cells.append({"value": fmt_pct(fig.value), "gate": None if fig.minimum is None else fmt_pct(fig.minimum, 0),
+                          "bad": bad, "from_item": fig.verdict is not None})
+        total = sum(m.items.values())
+        ok = m.items.get("passed", 0) + m.items.get("skipped", 0)
+        rows.append({
+            "name": m.name, "anchor": m.anchor, "verdict": m.verdict, "error": m.error,
+            "items_ok": ok, "items_total": total, "items_bad": total - ok,
+            "clean": fmt_pct(m.clean_accuracy), "cells": cells,
+            "distortions": [{"attack": a, "norm": norm_name(n), "median": fmt_num(v, 3)} for a, n, v in m.distortions],
+            "findings": [{"severity": s, "count": n} for s, n in m.findings.items() if n],
+            "counterexamples": m.counterexamples,
+        })
+    return {"columns": columns, "rows": rows, "verdict": summary.verdict, "totals": summary.totals}
+
+
+def _delta_view(d: Any) -> dict[str, Any]:
+    pct = d.metric != "masking-findings" and all(v is None or (0 <= v <= 1) for v in (d.baseline, d.current))
+    fmt = fmt_pct if pct else fmt_num
+    change = None
+    if d.baseline is not None and d.current is not None and all(math.isfinite(v) for v in (d.baseline, d.current)):
+        diff = d.current - d.baseline
+        change = (f"{diff * 100:+.1f} pt" if pct else f"{diff:+g}") if diff else "±0"
+    return {"model": d.model, "metric": d.metric, "baseline": fmt(d.baseline), "current": fmt(d.current),
+            "change": change or "—", "tolerance": "—" if d.tolerance is None else fmt(d.tolerance),
+            "regressed": d.regressed, "note": d.note}
+
+
+def _model_view(model: ModelRecord, anchor: str, index: int, colours: dict[str, str], budget: list[int],
+                base_dir: Path | None, pictures: dict[tuple[Any, ...], Any], markup: Any) -> dict[str, Any]:
+    from robustcheck.report import charts
+
+    spec = model.spec if isinstance(model.spec, dict) else {}
+    inp = spec.get("input") if isinstance(spec.get("input"), dict) else {}
+    out = spec.get("output") if isinstance(spec.get("output"), dict) else {}
+    warnings = spec.get("warnings") or []
+    epsilons = []
+    for item in model.items:
+        f = item.figures
+        if item.kind in ("robust", "robust-accuracy") and "norm" in f and "epsilon" in f:
+            try:
+                epsilons.append((str(f["norm"]), float(f["epsilon"])))
+            except (TypeError, ValueError):
+                pass
+    curves = hist = None
+    chart_error = None
+    if model.attacks:
+        try:
+            curves = charts.robustness_curves_svg(model.attacks, epsilons=epsilons, colours=colours,
+                                                  id_prefix=f"m{index}c")
+            hist = charts.distortion_histograms_svg(model.attacks, colours=colours, id_prefix=f"m{index}h")
+        except Exception as exc:  # a chart must never cost the whole report
+            chart_error = f"charts could not be drawn: {type(exc).__name__}: {exc}"
+    gallery, notes = _gallery(model, inp, budget, base_dir, pictures)
+    findings = sorted(model.findings, key=lambda f: ({"error": 0, "warning": 1}.get(f.severity, 2), f.id))
+    return {
+        "name": model.name,
+        "anchor": anchor,
+        "verdict": "error" if model.error else model.verdict,
+        "file": model.file,
+        "sha256": model.sha256,
+        "error": model.error,
+        "clean": fmt_pct(model.clean_accuracy),
+        "samples": model.samples,
+        "input": {"name": inp.get("name"), "shape": _value(inp.get("shape")), "dtype": inp.get("dtype"),
+                  "layout": inp.get("layout") or "—", "range": _value(inp.get("range"))} if inp else None,
+        "output": {"name": out.get("name"), "kind": out.get("kind"), "classes": out.get("classes"),
+                   "cut_node": out.get("cut_node")} if out else None,
+        "spec_facts": _spec_facts(spec),
+        "warnings": [str(w) for w in warnings] if isinstance(warnings, list) else [],
+        "checks": [_item_view(i, f"{anchor}-check-{k}") for k, i in enumerate(model.items)],
+        "findings": [_finding_view(f, f"{anchor}-finding-{k}") for k, f in enumerate(findings)],
+        "finding_errors": sum(f.severity == "error" for f in findings),
+        "charts_pair": bool(curves and hist and _half(curves) and _half(hist)),
+        "curves": None if curves is None else markup(curves),
+        "histograms": None if hist is None else markup(hist),
+        "chart_error": chart_error,
+        "attacks": [_attack_view(a, colours) for a in model.attacks],
+        "gallery": gallery,
+        "gallery_notes": notes,
+        "gallery_entries": sum(card["entries"] for card in gallery),
+        "counterexamples_total": len(model.counterexamples),
+        "config": _pretty(model.config),
+        "spec": _pretty(model.spec),
+    }
+
+
+def _half(svg: str) -> bool:
+    return 'class="chart half"' in svg[:400]
+
+
+def _spec_facts(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    facts = []
+    if spec.get("replica") is not None or spec.get("replica_reason"):
+        facts.append(("gradients", f"{spec.get('replica') or 'none'}" +
+                      (f" ({spec['replica_reason']})" if spec.get("replica_reason") else "")))
+    parity = spec.get("parity")
+    if isinstance(parity, dict) and parity:
+        facts.append(("replica parity", ", ".join(f"{k} {_value(v)}" for k, v in parity.items())))
+    ops = spec.get("nondifferentiable_ops")
+    if ops:
+        facts.append(("non-differentiable ops", _value(ops)))
+    return facts
+
+
+def _item_view(item: Any, anchor: str) -> dict[str, Any]:
+    message = item.message or ""
+    truncated = len(message) > MESSAGE_LIMIT
+    return {
+        "name": item.name, "kind": item.kind, "nodeid": item.nodeid, "verdict": item.verdict, "anchor": anchor,
+        "duration": fmt_seconds(item.duration_s),
+        "figures": [(str(k), _value(v)) for k, v in item.figures.items()],
+        "message": message[:MESSAGE_LIMIT] + (TRUNCATED if truncated else ""),
+    }
+
+
+def _finding_view(f: Any, anchor: str) -> dict[str, Any]:
+    return {"anchor": anchor, "id": f.id, "severity": f.severity, "title": f.title, "explanation": f.explanation,
+            "remedy": f.remedy, "evidence": [(str(k), _value(v)) for k, v in f.evidence.items()],
+            "samples": ", ".join(str(s) for s in f.samples[:50]) + (" …" if len(f.samples) > 50 else "")}
+
+
+def _attack_view(a: AttackRecord, colours: dict[str, str]) -> dict[str, Any]:
+    own = next((d for d in a.distortion if d.norm == a.norm), None)
+    others = [f"{norm_name(d.norm)} {fmt_num(d.median, 3)}" for d in a.distortion if d.norm != a.norm and d.count]
+    return {
+        "attack": a.attack, "norm": norm_name(a.norm), "targeted": a.targeted,
+        "epsilon": "—" if a.epsilon is None else f"{a.epsilon:g}", "samples": a.samples,
+        "success": fmt_pct(a.success_rate), "wall": fmt_seconds(a.wall_time_s),
+        "disagreements": a.replica_disagreements,
+        "median": fmt_num(own.median, 3) if own else "—", "mean": fmt_num(own.mean, 3) if own else "—",
+        "min": fmt_num(own.min, 3) if own else "—", "max": fmt_num(own.max, 3) if own else "—",
+        "others": ", ".join(others),
+        "params": [(str(k), _value(v)) for k, v in sorted(a.params.items())],
+        "colour": colours.get(a.attack, "#888888"),
+    }
+
+
+# -- gallery --------------------------------------------------------------------------------------
+def _gallery(model: ModelRecord, inp: dict[str, Any], budget: list[int], base_dir: Path | None,
+             pictures: dict[tuple[Any, ...], Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Up to GALLERY_PER_MODEL cards, smallest distortion first, taking turns between properties.
+
+    The same adversarial example found for several properties is one card naming them all.
+    """
+    chosen = _choose(model.counterexamples, min(GALLERY_PER_MODEL, budget[0]))
+    budget[0] -= len(chosen)
+    layout = inp.get("layout") if inp.get("layout") in ("NCHW", "NHWC") else None
+    rng = inp.get("range")
+    input_range = rng if isinstance(rng, (list, tuple)) and len(rng) == 2 else None
+    cards = [_card(same, layout, input_range, base_dir, pictures) for same in chosen]
+    notes = []
+    left = len(model.counterexamples) - sum(len(same) for same in chosen)
+    if left > 0:
+        why = (f"the report shows at most {GALLERY_PER_MODEL} per model" if len(chosen) == GALLERY_PER_MODEL
+               else f"the report shows at most {GALLERY_TOTAL} in all")
+        notes.append(f"{left} more counterexample{'s' if left != 1 else ''} not shown ({why}, the smallest "
+                     "distortions first); every one is listed in robustcheck.json with its .npz file.")
+    return cards, notes
+
+
+def _choose(counterexamples: list[Counterexample], limit: int) -> list[list[Counterexample]]:
+    if limit <= 0:
+        return []
+    same: dict[tuple[Any, ...], list[Counterexample]] = {}
+    for c in counterexamples:
+        key = (c.attack, c.norm, c.dataset_index, c.target, c.adv_label, round(_distance(c), 6))
+        same.setdefault(key, []).append(c)
+    groups: dict[str, list[list[Counterexample]]] = {}
+    for entry in same.values():
+        groups.setdefault(entry[0].property, []).append(entry)
+    queues = [sorted(g, key=lambda e: _distance(e[0])) for g in groups.values()]
+    out: list[list[Counterexample]] = []
+    while len(out) < limit and any(queues):
+        for q in queues:
+            if q and len(out) < limit:
+                out.append(q.pop(0))
+    return out
+
+
+def _distance(c: Counterexample) -> float:
+    d = c.distances.get(c.norm) if isinstance(c.distances, dict) else None
+    return float(d) if isinstance(d, (int, float)) and math.isfinite(d) else math.inf
+
+
+def _card(same: list[Counterexample], layout: str | None, input_range: Any, base_dir: Path | None,
+          pictures: dict[tuple[Any, ...], Any]) -> dict[str, Any]:
+    from robustcheck.report.images import pictures_from_npz
+
+    c = same[0]
+    images = None
+    problem = None
+    npz = _locate(c.npz, base_dir)
+    if c.npz is None:
+        problem = "no .npz file was saved for this counterexample"
+    elif npz is None:
+        problem = f"{c.npz} not found"
+    else:
+        try:
+            key = (str(npz), layout, None if input_range is None else tuple(input_range))
+            if key not in pictures:
+                pictures[key] = pictures_from_npz(npz, layout, input_range)
+            pics = pictures[key]
+            uris = pics.data_uris()
+            images = {"original": uris["original"], "perturbation": uris["perturbation"],
+                      "adversarial": uris["adversarial"], "width": pics.width, "height": pics.height,
+                      "amplification": None if pics.amplification is None else f"amplified ×{pics.amplification:.2g}"}
+        except Exception as exc:  # a damaged file must not cost the whole report
+            problem = f"{c.npz}: cannot be drawn ({type(exc).__name__}: {exc})"
+    order = ["l0", "l1", "l2", "linf"]
+    distances = sorted(c.distances.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9)
+    return {
+        "property": ", ".join(dict.fromkeys(x.property for x in same)), "entries": len(same),
+        "attack": c.attack, "norm": norm_name(c.norm),
+        "sample_index": c.sample_index, "dataset_index": c.dataset_index,
+        "true_label": c.true_label, "adv_label": c.adv_label, "target": c.target,
+        "confidence_true": fmt_pct(c.confidence_true), "confidence_adv": fmt_pct(c.confidence_adv),
+        "distances": [(norm_name(k), fmt_num(v, 4), k == c.norm) for k, v in distances],
+        "epsilon": None if c.epsilon is None else f"{c.epsilon:g}",
+        "npz": c.npz, "png": c.png, "reproduce": c.reproduce,
+        "images": images, "problem": problem,
+    }
+
+
+def _locate(name: str | None, base_dir: Path | None) -> Path | None:
+    if not name:
+        return None
+    path = Path(name)
+    candidates = [path]
+    if not path.is_absolute() and base_dir is not None:
+        candidates += [base_dir / path, base_dir / path.name]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def _when(stamp: str | None) -> str:
+    """An ISO timestamp as "2026-11-24 09:12:03 UTC" (as given when it does not parse)."""
+    if not stamp:
+        return "—"
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if when.tzinfo is not None and when.utcoffset() == timezone.utc.utcoffset(None):
+        return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return when.isoformat(sep=" ")
+
+
+# -- values ----------------------------------------------------------------------------------------
+def _value(v: Any) -> str:
+    """A config value, figure or evidence item as short display text."""
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return fmt_num(v, 4)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float, str)) and not isinstance(x, bool) for x in v):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    try:
+        return json.dumps(v, ensure_ascii=False, default=str, allow_nan=True)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def _pretty(data: Any) -> str:
+    try:
+        return json.dumps(data, indent=2, ensure_ascii=False, default=str, allow_nan=True)
+    except (TypeError, ValueError):
+        return str(data)
