@@ -149,6 +149,10 @@ class ModelRun:
     def all_results(self) -> list[AttackResult]:
         return [r for k, r in self._cache.items() if k[-1] == "pool"]
 
+    def minimal_norm_results(self) -> list[tuple[str, AttackResult]]:
+        """(label, untargeted pool run) of every minimal-norm attack run so far (C&W, EAD)."""
+        return [(k[0], r) for k, r in self._cache.items() if k[-1] == "pool" and r.epsilon is None]
+
     # -- records --------------------------------------------------------------------------
     def attack_record(self, label: str, result: AttackResult) -> AttackRecord:
         norm = result.norm
@@ -177,12 +181,12 @@ class ModelRun:
         correct = int(self.eval_correct.sum())
         return [CurvePoint(float(e), (correct - int((finite <= e).sum())) / n) for e in grid]
 
-    def save_counterexample(self, result: AttackResult, i: int, check: Check, detail: ViolationDetail,
+    def save_counterexample(self, result: AttackResult, i: int, attack: str, detail: ViolationDetail,
                             reproduce: str) -> Counterexample:
-        """Write the counterexample's .npz and .png under the report directory."""
+        """Write sample `i` of `result` as .npz and .png under the report directory."""
         folder = self.report_dir / "counterexamples" / self.name
         folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{_safe(check.id)}-sample{detail.sample_index}"
+        stem = f"{_safe(detail.property)}-sample{detail.sample_index}"
         npz = folder / f"{stem}.npz"
         spec = self.model.input_spec
         np.savez_compressed(npz, x=result.x[i], x_adv=result.x_adv[i], y=result.y[i], adv_label=result.adv_labels[i],
@@ -191,25 +195,23 @@ class ModelRun:
         from robustcheck.report.images import write_counterexample_png
 
         write_counterexample_png(png, result.x[i], result.x_adv[i], spec.layout, spec.input_range)
-        dataset_index = int(self.pool.index[detail.sample_index])
         return Counterexample(
-            model=self.name, property=check.id, attack=check.attack, norm=result.norm,
-            sample_index=detail.sample_index, dataset_index=dataset_index, true_label=detail.true_label,
-            adv_label=detail.adv_label, target=detail.target, confidence_true=detail.confidence_true,
-            confidence_adv=detail.confidence_adv, distances=detail.distances, epsilon=check.epsilon,
-            npz=str(npz), png=str(png), reproduce=reproduce,
+            model=self.name, property=detail.property, attack=attack, norm=result.norm,
+            sample_index=detail.sample_index, dataset_index=int(self.pool.index[detail.sample_index]),
+            true_label=detail.true_label, adv_label=detail.adv_label, target=detail.target,
+            confidence_true=detail.confidence_true, confidence_adv=detail.confidence_adv, distances=detail.distances,
+            epsilon=detail.epsilon, npz=str(npz), png=str(png), reproduce=reproduce,
         )
 
-    def counterexamples(self, check: Check, result: AttackResult, reproduce: str,
+    def counterexamples(self, attack: str, prop: str, epsilon: float | None, result: AttackResult, reproduce: str,
                         limit: int = MAX_COUNTEREXAMPLES_SAVED) -> list[Counterexample]:
-        """The smallest-distortion verified counterexamples within ε of a pool run, saved."""
-        hits = np.flatnonzero(result.within(check.epsilon))
+        """The smallest-distortion verified adversarial examples of a pool run (within ε when given), saved."""
+        hits = np.flatnonzero(result.success if epsilon is None else result.within(epsilon))
         order = hits[np.argsort(result.distances[result.norm][hits], kind="stable")][:limit]
-        out = []
-        for i in order:
-            detail = violation_detail(self.model, result, int(i), property=check.id, epsilon=check.epsilon)
-            out.append(self.save_counterexample(result, int(i), check, detail, reproduce))
-        return out
+        return [self.save_counterexample(result, int(i), attack,
+                                         violation_detail(self.model, result, int(i), property=prop, epsilon=epsilon),
+                                         reproduce)
+                for i in order]
 
     def spec(self) -> dict[str, Any]:
         return describe(self.model)

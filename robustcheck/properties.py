@@ -27,7 +27,7 @@ class ViolationDetail:
     confidence_true: float
     confidence_adv: float
     distances: dict[str, float]
-    epsilon: float
+    epsilon: float | None
     norm: str
     target: int | None = None
     saved: tuple[str, ...] = ()
@@ -39,8 +39,8 @@ class ViolationDetail:
         out = [
             f"{self.model}: {self.property} violated: sample {self.sample_index}, "
             f"label {self.true_label} ({self.confidence_true:.1%}) -> {self.adv_label} ({self.confidence_adv:.1%}){target}",
-            f"  distances: L0 {d['l0']:.0f}  L1 {d['l1']:.4g}  L2 {d['l2']:.4g}  Linf {d['linf']:.4g}  "
-            f"(epsilon {self.epsilon:g} in {self.norm.upper()})",
+            f"  distances: L0 {d['l0']:.0f}  L1 {d['l1']:.4g}  L2 {d['l2']:.4g}  Linf {d['linf']:.4g}"
+            + ("" if self.epsilon is None else f"  (epsilon {self.epsilon:g} in {self.norm.upper()})"),
         ]
         if self.saved:
             out.append("  saved: " + "  ".join(self.saved))
@@ -71,7 +71,7 @@ def confidences(model: Model, x: np.ndarray) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def violation_detail(model: Model, result: AttackResult, i: int, *, property: str, epsilon: float,
+def violation_detail(model: Model, result: AttackResult, i: int, *, property: str, epsilon: float | None,
                      sample_index: int | None = None) -> ViolationDetail:
     """Describe sample `i` of `result` (which must be a verified success) for a failure message."""
     probs = confidences(model, np.stack([result.x[i], result.x_adv[i]]))
