@@ -62,11 +62,13 @@ def _check_verified(model, x, y, result, targets=None) -> None:
 
 def test_targeted_cw_l2_reaches_every_target(shipped, correct100) -> None:
     model, data = shipped("baseline"), correct100("baseline")
-    x = np.repeat(data.x[:3], 9, axis=0)
-    y = np.repeat(data.y[:3], 9)
-    targets = np.array([(label + k) % 10 for label in data.y[:3] for k in range(1, 10)])
-    result = CarliniWagnerL2(**BUDGET).run(model, x, y, targets=targets)
-    assert result.success.all(), result.success.reshape(3, 9)
+    x = np.repeat(data.x[:2], 9, axis=0)
+    y = np.repeat(data.y[:2], 9)
+    targets = np.array([(label + k) % 10 for label in data.y[:2] for k in range(1, 10)])
+    # Targets far from the image need background pixels lit, which the tanh box makes slow:
+    # the reference budget of iterations per search step (9 x 1,000, with early abort).
+    result = CarliniWagnerL2(binary_search_steps=9, max_iterations=1000).run(model, x, y, targets=targets)
+    assert result.success.all(), result.success.reshape(2, 9)
     _check_verified(model, x, y, result, targets)
 
 
@@ -79,14 +81,19 @@ def test_distortion_is_the_same_with_and_without_distillation(shipped, correct10
     assert medians["distilled"] < 2 * medians["baseline"], medians
 
 
-def test_cw_linf_and_l0_succeed_with_small_distortions(shipped, correct100) -> None:
+def test_cw_linf_succeeds_with_small_distortions(shipped, correct100) -> None:
     model, data = shipped("baseline"), correct100("baseline")
-    linf = CarliniWagnerLinf(max_iterations=300).run(model, data.x[:8], data.y[:8])
+    linf = CarliniWagnerLinf(initial_const=1e-2).run(model, data.x[:3], data.y[:3])
     assert linf.success_rate >= 0.5
     assert np.median(linf.distances["linf"][linf.success]) < 0.5
-    l0 = CarliniWagnerL0(binary_search_steps=3, max_iterations=100, max_rounds=8).run(model, data.x[:4], data.y[:4])
+
+
+def test_cw_l0_freezes_pixels(shipped, correct100) -> None:
+    model, data = shipped("baseline"), correct100("baseline")
+    l0 = CarliniWagnerL0(binary_search_steps=5, max_iterations=300, max_rounds=6).run(model, data.x[:4], data.y[:4])
     assert l0.success_rate >= 0.75
-    assert np.median(l0.distances["l0"][l0.success]) < 784
+    # Pixel freezing makes the L0 distortion far smaller than the L2 attack's (which touches ~all 784).
+    assert np.median(l0.distances["l0"][l0.success]) < 400
 
 
 def test_pgd_l2_and_targeted_pgd(shipped, correct100) -> None:
@@ -122,7 +129,7 @@ def test_fixed_batch_of_one_model(tmp_path: Path, heldout) -> None:
     model = load_model(path)
     assert model.input_spec.fixed_batch == 1
     x, y = heldout.x[:6], model.predict(heldout.x[:6])
-    result = CarliniWagnerL2(binary_search_steps=3, max_iterations=100).run(model, x, y)
+    result = CarliniWagnerL2(binary_search_steps=3, max_iterations=100, initial_const=1.0).run(model, x, y)
     assert result.success.all()
 
 
