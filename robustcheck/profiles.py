@@ -46,12 +46,12 @@ PROFILES: dict[str, Profile] = {
         },
     ),
     "thorough": Profile(
-        "thorough", samples=200, max_samples=2000, examples=400, diagnose="thorough",
+        "thorough", samples=100, max_samples=2000, examples=200, diagnose="thorough",
         attacks={
-            "cw-l2": {"binary_search_steps": 9, "max_iterations": 10_000},
+            "cw-l2": {"binary_search_steps": 9, "max_iterations": 1000},
             "cw-linf": {},
             "cw-l0": {},
-            "ead": {"binary_search_steps": 9, "max_iterations": 1_000},
+            "ead": {"binary_search_steps": 9, "max_iterations": 1000},
             "pgd": {"steps": 100, "restarts": 5},
         },
     ),
