@@ -603,3 +603,278 @@ def _random_like(ctx: NodeContext, a: list[Any]) -> list[Any]:
         low, high = ctx.attr("low", 0.0), ctx.attr("high", 1.0)
         out = torch.rand(x.shape, dtype=dtype) * (high - low) + low
     return [out]
+
+
+# ---------------------------------------------------------------------------------------
+# More activations
+
+@register("PRelu")
+def _prelu(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, slope = a[0], _as_tensor(a[1], a[0])
+    return [torch.where(x >= 0, x, x * slope)]
+
+
+@register("Elu")
+def _elu(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [F.elu(a[0], alpha=ctx.attr("alpha", 1.0))]
+
+
+@register("Selu")
+def _selu(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    alpha, gamma = ctx.attr("alpha", 1.67326319217681884765625), ctx.attr("gamma", 1.05070102214813232421875)
+    x = a[0]
+    return [gamma * torch.where(x > 0, x, alpha * (torch.exp(x) - 1))]
+
+
+@register("HardSigmoid")
+def _hard_sigmoid(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [torch.clamp(ctx.attr("alpha", 0.2) * a[0] + ctx.attr("beta", 0.5), 0.0, 1.0)]
+
+
+@register("HardSwish")
+def _hard_swish(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    return [x * torch.clamp(x / 6.0 + 0.5, 0.0, 1.0)]
+
+
+@register("Gelu")
+def _gelu(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [F.gelu(a[0], approximate="tanh" if ctx.attr("approximate", "none") == "tanh" else "none")]
+
+
+def _variadic(name: str, fn: Callable[[Tensor, Tensor], Tensor], finish: Callable[[Tensor, int], Tensor] | None = None) -> None:
+    def impl(ctx: NodeContext, a: list[Any]) -> list[Any]:
+        parts = [_as_tensor(t) for t in a if t is not None]
+        out = parts[0]
+        for t in parts[1:]:
+            out = fn(out, t)
+        return [finish(out, len(parts)) if finish else out]
+
+    register(name)(impl)
+
+
+_variadic("Max", torch.maximum)
+_variadic("Min", torch.minimum)
+_variadic("Sum", torch.add)
+_variadic("Mean", torch.add, lambda total, n: total / n)
+
+
+# ---------------------------------------------------------------------------------------
+# Normalisation and transposed convolution
+
+@register("InstanceNormalization")
+def _instance_norm(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, scale, bias = a[:3]
+    return [F.instance_norm(x, weight=scale, bias=bias, eps=ctx.attr("epsilon", 1e-5))]
+
+
+@register("LayerNormalization")
+def _layer_norm(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, scale = a[0], a[1]
+    bias = a[2] if len(a) > 2 else None
+    axis = _axis(ctx.attr("axis", -1), x.dim())
+    shape = list(x.shape[axis:])
+    scale = scale.expand(shape) if scale.dim() != len(shape) else scale
+    if bias is not None and bias.dim() != len(shape):
+        bias = bias.expand(shape)
+    return [F.layer_norm(x, shape, weight=scale, bias=bias, eps=ctx.attr("epsilon", 1e-5))][: 1]
+
+
+@register("ConvTranspose")
+def _conv_transpose(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, w = a[0], a[1]
+    b = a[2] if len(a) > 2 else None
+    spatial = x.dim() - 2
+    strides = _ints(ctx.attr("strides")) or [1] * spatial
+    pads = _ints(ctx.attr("pads")) or [0] * (2 * spatial)
+    dilations = _ints(ctx.attr("dilations")) or [1] * spatial
+    output_padding = _ints(ctx.attr("output_padding")) or [0] * spatial
+    if ctx.attr("auto_pad", "NOTSET") not in ("NOTSET", "VALID") or ctx.attr("output_shape") is not None:
+        raise UnsupportedGraph("ConvTranspose with auto_pad SAME or output_shape")
+    conv = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[spatial]
+    y = conv(x, w, b, stride=strides, padding=0, output_padding=output_padding, groups=ctx.attr("group", 1),
+             dilation=dilations)
+    # Crop the pads (possibly asymmetric) from the full result.
+    index = [slice(None), slice(None)]
+    for i in range(spatial):
+        index.append(slice(pads[i], y.shape[2 + i] - pads[spatial + i]))
+    return [y[tuple(index)]]
+
+
+# ---------------------------------------------------------------------------------------
+# Shapes, slicing, padding and reductions
+
+@register("Split")
+def _split(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    axis = _axis(ctx.attr("axis", 0), x.dim())
+    if ctx.opset < 13:
+        sizes = _ints(ctx.attr("split"))
+    else:
+        sizes = _ints(a[1]) if len(a) > 1 and a[1] is not None else []
+    if not sizes:
+        parts = ctx.attr("num_outputs", ctx.num_outputs)
+        chunk = -(-x.shape[axis] // parts)
+        sizes = [min(chunk, x.shape[axis] - i * chunk) for i in range(parts)]
+    return list(torch.split(x, sizes, dim=axis))
+
+
+@register("Slice")
+def _slice(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    if ctx.opset < 10:
+        starts, ends = _ints(ctx.attr("starts")), _ints(ctx.attr("ends"))
+        axes = _ints(ctx.attr("axes")) or list(range(len(starts)))
+        steps = [1] * len(starts)
+    else:
+        starts, ends = _ints(a[1]), _ints(a[2])
+        axes = _ints(a[3]) if len(a) > 3 and a[3] is not None else list(range(len(starts)))
+        steps = _ints(a[4]) if len(a) > 4 and a[4] is not None else [1] * len(starts)
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        axis = _axis(axis, x.dim())
+        size = x.shape[axis]
+        if step > 0:
+            start = max(0, min(size, start + size if start < 0 else start))
+            end = max(0, min(size, end + size if end < 0 else end))
+            x = x.narrow(axis, start, max(0, end - start))[(slice(None),) * axis + (slice(None, None, step),)]
+        else:
+            start = max(-1, min(size - 1, start + size if start < 0 else start))
+            end = max(-1, min(size - 1, end + size if end < 0 else end))
+            if start <= end:
+                x = x.narrow(axis, 0, 0)
+            else:
+                x = torch.index_select(x, axis, torch.arange(start, end, step))
+    return [x]
+
+
+@register("ConstantOfShape")
+def _constant_of_shape(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    value = ctx.attr("value")
+    fill = _to_tensor(np.asarray(value)).reshape(-1) if value is not None else torch.zeros(1)
+    return [fill.expand(_ints(a[0])).clone() if _ints(a[0]) else fill.reshape(())]
+
+
+@register("Expand")
+def _expand(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, shape = _as_tensor(a[0]), _ints(a[1])
+    target = torch.broadcast_shapes(tuple(x.shape), tuple(shape))
+    return [x.expand(target)]
+
+
+@register("Tile")
+def _tile(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [_as_tensor(a[0]).repeat(_ints(a[1]))]
+
+
+@register("Range")
+def _range(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    start, limit, delta = (_as_tensor(v) for v in a[:3])
+    return [torch.arange(start.item(), limit.item(), delta.item(), dtype=start.dtype)]
+
+
+@register("Pad")
+def _pad(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    if ctx.opset < 11:
+        pads, value = _ints(ctx.attr("pads")), float(ctx.attr("value", 0.0))
+    else:
+        pads = _ints(a[1])
+        value = float(a[2]) if len(a) > 2 and a[2] is not None and _as_tensor(a[2]).numel() else 0.0
+    rank = x.dim()
+    axes = list(range(rank))
+    if ctx.opset >= 18 and len(a) > 3 and a[3] is not None:
+        axes = [_axis(v, rank) for v in _ints(a[3])]
+    begin, end = pads[: len(axes)], pads[len(axes):]
+    flat: list[int] = []
+    for axis in reversed(range(rank)):
+        k = axes.index(axis) if axis in axes else None
+        flat += [0, 0] if k is None else [begin[k], end[k]]
+    mode = ctx.attr("mode", "constant")
+    if mode == "constant":
+        return [F.pad(x, flat, value=value)]
+    # reflect / edge on any axis: gather with index arrays, one axis at a time.
+    for k, axis in enumerate(axes):
+        size = x.shape[axis]
+        idx = torch.arange(-begin[k], size + end[k])
+        if mode == "edge":
+            idx = idx.clamp(0, size - 1)
+        else:
+            period = 2 * (size - 1) if size > 1 else 1
+            idx = torch.remainder(idx, period)
+            idx = torch.where(idx >= size, period - idx, idx)
+        x = torch.index_select(x, axis, idx)
+    return [x]
+
+
+def _reduce(name: str, fn: Callable[[Tensor, tuple[int, ...], bool], Tensor], axes_input_from: int) -> None:
+    def impl(ctx: NodeContext, a: list[Any]) -> list[Any]:
+        x = a[0]
+        if ctx.opset >= axes_input_from:
+            axes = _ints(a[1]) if len(a) > 1 and a[1] is not None else []
+        else:
+            axes = _ints(ctx.attr("axes"))
+        keep = bool(ctx.attr("keepdims", 1))
+        if not axes:
+            if ctx.attr("noop_with_empty_axes", 0):
+                return [x]
+            axes = list(range(x.dim()))
+        return [fn(x, tuple(_axis(v, x.dim()) for v in axes), keep)]
+
+    register(name)(impl)
+
+
+_reduce("ReduceSum", lambda x, d, k: x.sum(dim=d, keepdim=k), 13)
+_reduce("ReduceMean", lambda x, d, k: x.mean(dim=d, keepdim=k), 18)
+_reduce("ReduceMax", lambda x, d, k: x.amax(dim=d, keepdim=k), 18)
+_reduce("ReduceMin", lambda x, d, k: x.amin(dim=d, keepdim=k), 18)
+_reduce("ReduceProd", lambda x, d, k: _prod(x, d, k), 18)
+_reduce("ReduceL2", lambda x, d, k: x.pow(2).sum(dim=d, keepdim=k).sqrt(), 18)
+_reduce("ReduceL1", lambda x, d, k: x.abs().sum(dim=d, keepdim=k), 18)
+_reduce("ReduceSumSquare", lambda x, d, k: x.pow(2).sum(dim=d, keepdim=k), 18)
+_reduce("ReduceLogSumExp", lambda x, d, k: torch.logsumexp(x, dim=d, keepdim=k), 18)
+
+
+def _prod(x: Tensor, dims: tuple[int, ...], keep: bool) -> Tensor:
+    for d in sorted(dims, reverse=True):
+        x = x.prod(dim=d, keepdim=keep)
+    return x
+
+
+@register("ArgMax", "ArgMin", differentiable=False)
+def _argmax(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    fn = torch.argmax if ctx.op_type == "ArgMax" else torch.argmin
+    return [fn(x, dim=ctx.attr("axis", 0), keepdim=bool(ctx.attr("keepdims", 1)))]
+
+
+@register("CastLike")
+def _cast_like(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [_as_tensor(a[0]).to(_as_tensor(a[1]).dtype)]
+
+
+@register("Size")
+def _size(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [torch.tensor(_as_tensor(a[0]).numel(), dtype=torch.int64)]
+
+
+@register("Mod")
+def _mod(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x, y = _promote(a[0], a[1])
+    return [torch.fmod(x, y) if ctx.attr("fmod", 0) else torch.remainder(x, y)]
+
+
+@register("Einsum")
+def _einsum(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [torch.einsum(ctx.attr("equation"), *a)]
+
+
+@register("IsNaN", differentiable=False)
+def _isnan(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    return [torch.isnan(a[0])]
+
+
+@register("IsInf", differentiable=False)
+def _isinf(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    x = a[0]
+    pos, neg = ctx.attr("detect_positive", 1), ctx.attr("detect_negative", 1)
+    return [(torch.isposinf(x) & bool(pos)) | (torch.isneginf(x) & bool(neg))]
