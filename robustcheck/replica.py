@@ -316,32 +316,15 @@ def _gemm(ctx: NodeContext, a: list[Any]) -> list[Any]:
     return [y]
 
 
-def _conv_padding(ctx: NodeContext, x: Tensor, kernel: Sequence[int]) -> tuple[Tensor, list[int]]:
-    """Resolve ONNX pads / auto_pad into explicit symmetric padding (pre-padding when asymmetric)."""
-    spatial = x.dim() - 2
-    strides = _ints(ctx.attr("strides")) or [1] * spatial
-    dilations = _ints(ctx.attr("dilations")) or [1] * spatial
-    auto_pad = ctx.attr("auto_pad", "NOTSET")
-    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        pads_begin, pads_end = [], []
-        for i in range(spatial):
-            size = x.shape[2 + i]
-            out = -(-size // strides[i])
-            total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size)
-            small, big = total // 2, total - total // 2
-            pads_begin.append(small if auto_pad == "SAME_UPPER" else big)
-            pads_end.append(big if auto_pad == "SAME_UPPER" else small)
-    elif auto_pad == "VALID":
-        pads_begin, pads_end = [0] * spatial, [0] * spatial
-    else:
-        pads = _ints(ctx.attr("pads")) or [0] * (2 * spatial)
-        pads_begin, pads_end = pads[:spatial], pads[spatial:]
-    if pads_begin == pads_end:
-        return x, pads_begin
+def _conv_padding(ctx: NodeContext, x: Tensor, kernel: Sequence[int], value: float = 0.0) -> tuple[Tensor, list[int]]:
+    """Resolve ONNX pads / auto_pad: symmetric padding for torch, or pre-padding with `value` when asymmetric."""
+    begin, end = _explicit_pads(ctx, x, list(kernel))
+    if begin == end:
+        return x, begin
     flat: list[int] = []
-    for i in reversed(range(spatial)):
-        flat += [pads_begin[i], pads_end[i]]
-    return F.pad(x, flat), [0] * spatial
+    for i in reversed(range(len(begin))):
+        flat += [begin[i], end[i]]
+    return F.pad(x, flat, value=value), [0] * len(begin)
 
 
 @register("Conv")
@@ -358,28 +341,12 @@ def _conv(ctx: NodeContext, a: list[Any]) -> list[Any]:
 # ---------------------------------------------------------------------------------------
 # Pooling and normalisation
 
-def _pool_padding(ctx: NodeContext, x: Tensor, kernel: list[int], pad_value: float) -> tuple[Tensor, list[int]]:
-    spatial = x.dim() - 2
-    inner = NodeContext(ctx.op_type, dict(ctx.attrs), ctx.opset, ctx.name, ctx.num_outputs)
-    inner.attrs.pop("dilations", None)
-    if ctx.attr("dilations") is not None:
-        inner.attrs["dilations"] = ctx.attr("dilations")
-    x_in = x
-    padded, padding = _conv_padding(inner, x, kernel)
-    if padded is not x_in and pad_value != 0.0:
-        # _conv_padding zero-pads asymmetric cases; max pooling needs -inf there.
-        pads = _explicit_pads(inner, x, kernel)
-        flat: list[int] = []
-        for i in reversed(range(spatial)):
-            flat += [pads[0][i], pads[1][i]]
-        padded = F.pad(x, flat, value=pad_value)
-    return padded, padding
-
-
 def _explicit_pads(ctx: NodeContext, x: Tensor, kernel: list[int]) -> tuple[list[int], list[int]]:
     spatial = x.dim() - 2
     pads = _ints(ctx.attr("pads")) or [0] * (2 * spatial)
     auto_pad = ctx.attr("auto_pad", "NOTSET")
+    if auto_pad == "VALID":
+        return [0] * spatial, [0] * spatial
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         strides = _ints(ctx.attr("strides")) or [1] * spatial
         dil = _ints(ctx.attr("dilations")) or [1] * spatial
@@ -400,7 +367,7 @@ def _max_pool(ctx: NodeContext, a: list[Any]) -> list[Any]:
     x = a[0]
     kernel = _ints(ctx.attr("kernel_shape"))
     spatial = len(kernel)
-    x, padding = _pool_padding(ctx, x, kernel, -math.inf)
+    x, padding = _conv_padding(ctx, x, kernel, value=-math.inf)
     pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[spatial]
     y = pool(x, kernel, stride=_ints(ctx.attr("strides")) or [1] * spatial, padding=padding,
              dilation=_ints(ctx.attr("dilations")) or 1, ceil_mode=bool(ctx.attr("ceil_mode", 0)))
