@@ -65,7 +65,9 @@ class NoisyInput(nn.Module):
 
 
 class KWTA(nn.Module):
-    """k-winners-take-all on the first hidden layer of a trained MLP (AttackBench's masking model)."""
+    """k-winners-take-all on the hidden layer of an MLP (Xiao et al., ICLR 2020; AttackBench's
+    masking model): only the k largest activations pass, so the output jumps whenever the set
+    of winners changes."""
 
     def __init__(self, mlp: nn.Sequential, ratio: float = 0.1) -> None:
         super().__init__()
@@ -79,22 +81,25 @@ class KWTA(nn.Module):
         return self.mlp[3](h)
 
 
-def train_mlp(x: np.ndarray, y: np.ndarray, epochs: int = 3, seed: int = 0) -> nn.Sequential:
-    """A 784-256-10 ReLU MLP trained with Adam on (x, y); seeded and deterministic."""
+def train_mlp(x: np.ndarray, y: np.ndarray, epochs: int = 3, seed: int = 0,
+              kwta_ratio: float | None = None) -> nn.Module:
+    """A 784-256-10 ReLU MLP trained with Adam on (x, y); seeded and deterministic. With
+    `kwta_ratio` the k-WTA layer is in place during training, as in Xiao et al."""
     torch.manual_seed(seed)
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    opt = torch.optim.Adam(mlp.parameters(), lr=1e-3)
+    net: nn.Module = KWTA(mlp, kwta_ratio) if kwta_ratio else mlp
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     g = torch.Generator().manual_seed(seed)
     for _ in range(epochs):
         order = torch.randperm(len(xt), generator=g)
         for i in range(0, len(xt), 64):
             idx = order[i:i + 64]
-            loss = nn.functional.cross_entropy(mlp(xt[idx]), yt[idx])
+            loss = nn.functional.cross_entropy(net(xt[idx]), yt[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return mlp.eval()
+    return net.eval()
 
 
 def export(net: nn.Module, path: Path, *, dynamo: bool = False) -> Path:

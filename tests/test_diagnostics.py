@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controls import KWTA, NoisyInput, RoundedInput, ScaledSoftmax, export, train_mlp, trained_baseline
+from controls import NoisyInput, RoundedInput, ScaledSoftmax, export, train_mlp, trained_baseline
 from robustcheck.data import correctly_classified, load_dataset
 from robustcheck.diagnostics import Finding, attack_failure_indicators, diagnose
 from robustcheck.model import load_model
@@ -37,7 +37,7 @@ def controls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "scaled-softmax": export(ScaledSoftmax(trained_baseline()), folder / "scaled.onnx"),
             "rounded-input": export(RoundedInput(trained_baseline()), folder / "rounded.onnx"),
             "noisy-input": export(NoisyInput(trained_baseline()), folder / "noisy.onnx"),
-            "kwta": export(KWTA(mlp), folder / "kwta.onnx"),
+            "kwta": export(train_mlp(x, y, kwta_ratio=0.1), folder / "kwta.onnx"),
             "mlp": export(mlp, folder / "mlp.onnx"),
             "baseline-dynamo": export(trained_baseline(), folder / "baseline-dynamo.onnx", dynamo=True),
         }
@@ -57,6 +57,7 @@ def _errors(findings: list[Finding]) -> set[str]:
     ("scaled-softmax", "vanishing-softmax-gradients"),
     ("rounded-input", "nondifferentiable-ops"),
     ("noisy-input", "randomized-model"),
+    ("kwta", "shattered-gradients"),
 ])
 def test_positive_controls_raise_their_finding(controls, heldout, name: str, expected: str) -> None:
     findings = _diagnose(controls[name], heldout)
@@ -65,12 +66,11 @@ def test_positive_controls_raise_their_finding(controls, heldout, name: str, exp
     assert finding.evidence and finding.explanation and finding.remedy
 
 
-def test_kwta_selection_operators_are_reported(controls, heldout) -> None:
-    # k-WTA's TopK/threshold selection is flagged from the graph. Not yet at error severity: on
-    # this control the measured checks (gradient-free probes, linearity) do not separate it
-    # reliably from clean models, so no error is claimed (see the diagnostics issue).
+def test_kwta_jumps_are_measured_and_its_selection_operators_reported(controls, heldout) -> None:
     findings = {f.id: f for f in _diagnose(controls["kwta"], heldout)}
-    assert "nondifferentiable-ops" in findings
+    shattered = findings["shattered-gradients"].evidence
+    # The scan's evidence: most samples keep a jump after 14 halvings, where continuous models keep ~6e-5.
+    assert shattered["jump_fraction"] >= 0.5 and shattered["median_change_ratio"] > 0.5, shattered
     assert {"TopK", "GreaterOrEqual"} & set(findings["nondifferentiable-ops"].evidence["operators"])
 
 
