@@ -265,6 +265,14 @@ class MaskingItem(RobustcheckItem):
         for f in errors:
             lines.append(f"  [{f.id}] {f.title}")
             lines.append(f"    remedy: {f.remedy}")
+        found = self.payload["counterexamples"]
+        if found:
+            c = min(found, key=lambda c: c["distances"][c["norm"]])
+            lines.append(f"  {len(found)} verified counterexample(s) from the strong attacks; the smallest: "
+                         f"{c['attack']} sample {c['sample_index']} (dataset row {c['dataset_index']}) "
+                         f"{c['true_label']} -> {c['adv_label']} ({c['confidence_adv']:.0%}) at "
+                         f"{c['norm'].upper()} {c['distances'][c['norm']]:.3g}")
+            lines.append(f"    saved: {c['png']}")
         if run.config.masking == "fail":
             raise GateFailure("\n".join(lines))
         warnings.warn("\n".join(lines), stacklevel=1)
