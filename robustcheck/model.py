@@ -320,6 +320,9 @@ def _session(proto: onnx.ModelProto, label: str, threads: int | None) -> ort.Inf
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or max(1, torch.get_num_threads())
     options.inter_op_num_threads = 1
+    # onnxruntime's workers spin after each run by default; interleaved with torch (attacks judge
+    # iterates on the oracle) the spinning threads steal the cores torch needs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])

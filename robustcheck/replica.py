@@ -306,6 +306,10 @@ def _matmul(ctx: NodeContext, a: list[Any]) -> list[Any]:
 @register("Gemm")
 def _gemm(ctx: NodeContext, a: list[Any]) -> list[Any]:
     x, w = a[0], a[1]
+    bias = a[2] if len(a) > 2 else None
+    if (ctx.attr("transB", 0) and not ctx.attr("transA", 0) and ctx.attr("alpha", 1.0) == 1.0
+            and ctx.attr("beta", 1.0) == 1.0 and (bias is None or bias.dim() == 1)):
+        return [F.linear(x, w, bias)]  # the exporters' nn.Linear form: one fused kernel, as natively
     if ctx.attr("transA", 0):
         x = x.transpose(0, 1)
     if ctx.attr("transB", 0):

@@ -242,6 +242,10 @@ def test_gemm_and_matmul(data: st.DataObject) -> None:
     b = data.draw(arrays((n, k) if tb else (k, n)))
     c = data.draw(arrays((n,)))
     close(*run_both("Gemm", [a, b, c], {"transA": int(ta), "transB": int(tb), "alpha": 0.5, "beta": 2.0})[:2], rtol=1e-4)
+    # The exporters' nn.Linear form (transB, unit alpha/beta), with 1-D, 2-D or no bias.
+    bias = data.draw(st.sampled_from([c, c.reshape(1, n), None]))
+    inputs = [a if not ta else a.T.copy(), b if tb else b.T.copy()] + ([] if bias is None else [bias])
+    close(*run_both("Gemm", inputs, {"transB": 1})[:2], rtol=1e-4)
     close(*run_both("MatMul", [data.draw(arrays((2, m, k))), data.draw(arrays((k, n)))])[:2], rtol=1e-4)
 
 
