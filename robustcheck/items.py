@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -144,7 +145,7 @@ class RobustAccuracyItem(RobustcheckItem):
                 lines.append(f"  smallest counterexample: sample {c.sample_index} (dataset row {c.dataset_index}), "
                              f"label {c.true_label} ({c.confidence_true:.1%}) -> {c.adv_label} ({c.confidence_adv:.1%}), "
                              f"L2 {c.distances['l2']:.4g}, Linf {c.distances['linf']:.4g}, L0 {c.distances['l0']:.0f}")
-                lines.append(f"  saved: {c.npz}  {c.png}")
+                lines.append(f"  saved: {self.rc.relpath(Path(c.npz))}  {self.rc.relpath(Path(c.png))}")
             lines.append(f"  reproduce: {self.reproduce()}")
             raise GateFailure("\n".join(lines))
 
@@ -272,7 +273,7 @@ class MaskingItem(RobustcheckItem):
                          f"{c['attack']} sample {c['sample_index']} (dataset row {c['dataset_index']}) "
                          f"{c['true_label']} -> {c['adv_label']} ({c['confidence_adv']:.0%}) at "
                          f"{c['norm'].upper()} {c['distances'][c['norm']]:.3g}")
-            lines.append(f"    saved: {c['png']}")
+            lines.append(f"    saved: {self.rc.relpath(Path(c['png']))}")
         if run.config.masking == "fail":
             raise GateFailure("\n".join(lines))
         warnings.warn("\n".join(lines), stacklevel=1)

@@ -29,8 +29,8 @@ PROFILES: dict[str, Profile] = {
         "smoke", samples=16, max_samples=16, examples=20, diagnose="smoke",
         attacks={
             "cw-l2": {"binary_search_steps": 4, "max_iterations": 200},
-            "cw-linf": {"max_iterations": 200},
-            "cw-l0": {"binary_search_steps": 3, "max_iterations": 200},
+            "cw-linf": {"max_iterations": 300, "learning_rate": 1e-2},
+            "cw-l0": {"max_iterations": 300},
             "ead": {"binary_search_steps": 4, "max_iterations": 200},
             "pgd": {"steps": 20},
         },
@@ -39,8 +39,8 @@ PROFILES: dict[str, Profile] = {
         "ci", samples=64, max_samples=200, examples=100, diagnose="default",
         attacks={
             "cw-l2": {"binary_search_steps": 6, "max_iterations": 500},
-            "cw-linf": {"max_iterations": 500},
-            "cw-l0": {"binary_search_steps": 5, "max_iterations": 500},
+            "cw-linf": {"max_iterations": 500, "learning_rate": 1e-2},
+            "cw-l0": {"max_iterations": 500},
             "ead": {"binary_search_steps": 6, "max_iterations": 500},
             "pgd": {"steps": 40},
         },

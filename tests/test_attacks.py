@@ -90,10 +90,13 @@ def test_cw_linf_succeeds_with_small_distortions(shipped, correct100) -> None:
 
 def test_cw_l0_freezes_pixels(shipped, correct100) -> None:
     model, data = shipped("baseline"), correct100("baseline")
-    l0 = CarliniWagnerL0(binary_search_steps=5, max_iterations=300, max_rounds=6).run(model, data.x[:4], data.y[:4])
+    l0 = CarliniWagnerL0(max_iterations=300).run(model, data.x[:4], data.y[:4])
     assert l0.success_rate >= 0.75
-    # Pixel freezing makes the L0 distortion far smaller than the L2 attack's (which touches ~all 784).
-    assert np.median(l0.distances["l0"][l0.success]) < 400
+    _check_verified(model, data.x[:4], data.y[:4], l0)
+    # Pixel freezing leaves a handful of pixels (the L2 attack touches nearly all 784; C&W 2017
+    # report tens of pixels on MNIST, targeted); 10 held-out images measured a median of 6.5.
+    assert np.median(l0.distances["l0"][l0.success]) <= 20
+    assert (l0.extras["rounds"] > 1).all()
 
 
 def test_pgd_l2_and_targeted_pgd(shipped, correct100) -> None:
@@ -140,3 +143,41 @@ def test_gradient_attacks_need_a_replica(shipped, correct100) -> None:
     assert model.replica is None
     with pytest.raises(ReplicaUnavailable, match="no differentiable replica"):
         CarliniWagnerL2().run(model, correct100("baseline").x[:2], correct100("baseline").y[:2])
+
+
+def test_per_sample_adam_matches_torch_adam_and_restarts_per_row() -> None:
+    from robustcheck.attacks.carlini_wagner import _PerSampleAdam
+
+    torch.manual_seed(0)
+    w0 = torch.randn(3, 5)
+    reference = w0.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([reference], lr=1e-2)
+    ours = _PerSampleAdam(w0, 1e-2)
+    for _ in range(5):
+        grad = torch.randn(3, 5)
+        optimizer.zero_grad()
+        reference.grad = grad.clone()
+        optimizer.step()
+        ours.step(torch.arange(3), grad)
+    assert torch.allclose(ours.w, reference.detach(), atol=1e-6)
+    ours.reset(torch.tensor([1]), torch.zeros(1, 5))
+    assert ours.t.tolist() == [5, 0, 5] and float(ours.m[1].abs().sum()) == 0.0
+
+
+def test_l0_freezing_rule_follows_the_reference() -> None:
+    from robustcheck.attacks.carlini_wagner import CarliniWagnerL0
+
+    attack = CarliniWagnerL0()
+    valid = torch.tensor([[True] * 6, [True, True, False, True, True, True]])
+    score = torch.tensor([[0.0, 0.5, 0.001, 0.002, 0.0, 0.3], [0.0, 0.02, 0.0, 0.001, 0.5, 0.4]])
+    changed = torch.tensor([[True] * 6, [True] * 6])
+    out = attack._freeze(valid, score, changed)
+    # ⌈0.3·√6⌉ = 1: only the lowest-scoring valid pixel freezes.
+    assert out.tolist() == [[False, True, True, True, True, True], [False, True, False, True, True, True]]
+    many = torch.ones(1, 400, dtype=torch.bool)
+    ranked = torch.linspace(0, 0.02, 400)[None]
+    # Up to ⌈0.3·√400⌉ = 6 of the lowest, stopping after the first above 0.01 (none here).
+    assert int((~attack._freeze(many, ranked, many)).sum()) == 6
+    big = torch.tensor([[0.5] * 400])
+    # The first pixel that mattered is frozen and ends the round.
+    assert int((~attack._freeze(many, big, many)).sum()) == 1

@@ -54,3 +54,6 @@ def test_shipped_suite_tells_the_truth(tmp_path: Path) -> None:
         assert shown and all(Path(c["png"]).is_file() for c in shown), "C&W counterexamples are shown"
     assert models["distilled-softmax"]["spec"]["output"]["kind"] == "cut-softmax"
     assert "gradient-masking" in out and "HTML report" in out
+    # The masking failure names its smallest counterexample, saved under the run's directory.
+    assert "verified counterexample(s) from the strong attacks; the smallest: cw-l2" in out, out[-3000:]
+    assert "saved: reports/counterexamples/distilled/gradient-masking-sample" in out, out[-3000:]

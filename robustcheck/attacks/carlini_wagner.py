@@ -8,13 +8,14 @@ class verifies every returned candidate with onnxruntime.
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 import torch
 
 from robustcheck.attacks.base import Attack, BatchOutput
 from robustcheck.attacks.objectives import objective as get_objective
-from robustcheck.attacks.objectives import succeeded
+from robustcheck.attacks.objectives import f6, succeeded
 from robustcheck.model import Model
 
 # Bounds of the binary search over c, as in the reference implementation.
@@ -156,10 +157,14 @@ def l2_search(model: Model, x0: torch.Tensor, classes: torch.Tensor, targeted: b
 class CarliniWagnerLinf(Attack):
     """C&W L∞: minimise c·f(x′) + Σ max(0, |δ_i| − τ), shrinking τ while the attack succeeds.
 
-    The reference schedule: τ starts at the full range and shrinks ×`decrease_factor` (0.9),
-    also to the largest perturbation actually used, down to 1/256 of the range; each τ warm
-    starts from the previous solution; c starts at `initial_const` and doubles on failure up
-    to `largest_const` (20). Batched: every sample keeps its own τ and c.
+    The reference schedule: τ starts at the full range; a descent ends at its first iterate
+    that succeeds with no coordinate above τ, then τ shrinks to the perturbation actually used
+    and by `decrease_factor` (0.9), down to 1/256 of the range, and the next descent warm
+    starts from that success. A descent that fails for `max_iterations` doubles c (from
+    `initial_const`) and restarts; past `largest_const` (20) the sample stops with its last
+    success. Batched without lockstep: every sample has its own τ, c and Adam state. Speed-up
+    over the reference: with `abort_early`, a descent whose loss stops improving (checked every
+    10% of the iterations) fails at once instead of running out its iterations.
     """
 
     name = "cw-linf"
@@ -175,6 +180,7 @@ class CarliniWagnerLinf(Attack):
         decrease_factor: float = 0.9,
         const_factor: float = 2.0,
         confidence: float = 0.0,
+        abort_early: bool = True,
         objective: str = "f6",
         batch_size: int = 100,
     ) -> None:
@@ -186,6 +192,7 @@ class CarliniWagnerLinf(Attack):
         self.decrease_factor = decrease_factor
         self.const_factor = const_factor
         self.confidence = confidence
+        self.abort_early = abort_early
         self.objective = objective
         self._f = get_objective(objective)
 
@@ -204,51 +211,66 @@ class CarliniWagnerLinf(Attack):
         best_linf = torch.full((n,), math.inf)
         start = x0.clone()
         min_tau = (hi - lo) / 256
-        rows: list[torch.Tensor] = []
+        adam = _PerSampleAdam(box.to_w(x0), self.learning_rate)
+        previous = torch.full((n,), math.inf)
+        check_every = max(1, self.max_iterations // 10)
+        rows: deque[torch.Tensor] = deque(maxlen=50)
         while bool(active.any()):
-            w = box.to_w(start).requires_grad_(True)
-            optimizer = _adam(w, self.learning_rate)
-            done = torch.zeros(n, dtype=torch.bool)
-            for _ in range(self.max_iterations):
-                adv = box.to_x(w)
-                logits = model.torch_logits(adv)
-                f = self._f(logits, classes, targeted, self.confidence)
-                penalty = torch.relu((adv - x0).abs() - tau.view(shape)).flatten(1).sum(dim=1)
-                loss = (const * f + penalty)[active & ~done].sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                with torch.no_grad():
-                    rows.append(f.detach())
-                    done |= (f.detach() <= 0) & (penalty.detach() == 0)
-                    if bool((done | ~active).all()):
-                        break
+            a = torch.nonzero(active).flatten()
+            w = adam.w[a].clone().requires_grad_(True)
+            adv = box.to_x(w)
+            logits = model.torch_logits(adv)
+            f = self._f(logits, classes[a], targeted, self.confidence)
+            penalty = torch.relu((adv - x0[a]).abs() - tau[a].view(shape)).flatten(1).sum(dim=1)
+            loss = const[a] * f + penalty
+            loss.sum().backward()
             with torch.no_grad():
-                adv = box.to_x(w.detach())
-                ok = succeeded(model.torch_logits(adv), classes, targeted, self.confidence) & active
-                linf = (adv - x0).flatten(1).abs().amax(dim=1)
-                better = ok & (linf < best_linf)
-                best = torch.where(better.view(shape), adv, best)
-                best_linf = torch.where(better, linf, best_linf)
-                start = torch.where(ok.view(shape), adv, start)
-                # Success: shrink τ (to the perturbation actually used, then by the factor).
-                tau = torch.where(ok, torch.minimum(tau, linf) * self.decrease_factor, tau)
-                # Failure: more weight on f; give up past the largest c.
-                const = torch.where(ok | ~active, const, const * self.const_factor)
-                active &= ~((~ok) & (const > self.largest_const))
-                active &= tau >= min_tau
-        trace = torch.stack(rows[-50:], dim=1).numpy().astype(np.float64) if rows else None
-        return BatchOutput(best.numpy(), loss_trace=trace)
+                row = torch.full((n,), math.nan)
+                row[a] = f.detach()
+                rows.append(row)
+                # The reference's test: loss below 1e-4·c, and the label really changed.
+                ok = (loss.detach() < 1e-4 * const[a]) & succeeded(logits.detach(), classes[a], targeted, self.confidence)
+                stepping = a[~ok]
+                adam.step(stepping, w.grad[~ok])
+                won = a[ok]
+                if len(won):
+                    got = adv.detach()[ok]
+                    linf = (got - x0[won]).flatten(1).abs().amax(dim=1)
+                    better = linf < best_linf[won]
+                    best[won[better]] = got[better]
+                    best_linf[won[better]] = linf[better]
+                    start[won] = got
+                    tau[won] = torch.minimum(tau[won], linf) * self.decrease_factor
+                    active[won] &= tau[won] >= min_tau
+                    adam.reset(won, box.to_w(got))
+                    previous[won] = math.inf
+                lost = _ended_descents(adam, stepping, loss.detach()[~ok], previous, check_every,
+                                       self.max_iterations, self.abort_early)
+                if len(lost):
+                    const[lost] *= self.const_factor
+                    active[lost] &= const[lost] < self.largest_const
+                    adam.reset(lost, box.to_w(start[lost]))
+                    previous[lost] = math.inf
+        trace = torch.stack(list(rows), dim=1).numpy().astype(np.float64) if rows else None
+        return BatchOutput(best.numpy(), loss_trace=trace, extras={"const": const.numpy().astype(np.float64)})
 
 
 class CarliniWagnerL0(Attack):
-    """C&W L0: repeated L2 attacks on a shrinking set of pixels that may change.
+    """C&W L0: repeated L2-penalised descents on a shrinking set of pixels that may change.
 
-    After each successful L2 solve, pixels that did not change are fixed, and then the least
-    important changed ones (smallest |δ_i·∇f_i|, summed over channels) are fixed too — up to
-    0.3·√(#changed) of them, stopping at the first that mattered (score > 0.01), as in the
-    reference. The loop ends for a sample when the L2 solve fails; its last success is kept.
-    Multi-channel images are treated per pixel (all channels together), using the layout.
+    Each round warm starts from the sample's previous adversarial example, with the frozen
+    pixels reset to the original, and runs Adam on c·f + ‖δ‖²₂ until the first iterate that
+    succeeds (the reference's abort), doubling c on failure up to `largest_const`; c carries
+    over between rounds. After a success the pixels are scored by |δ_i·∇g_i| summed over
+    channels, g being the logit margin (unclamped, so its gradient exists at the success
+    point), and the lowest-scoring changeable pixels are frozen, up to ⌈0.3·√(#changed)⌉ of
+    them, stopping after the first whose score exceeds `important_change`. A sample stops when
+    a round fails for every c; its last success is kept.
+
+    Batched without lockstep: every sample runs its own rounds, c and Adam state, so a sample
+    in its last, failing round does not hold up the others. Speed-up over the reference: a
+    descent whose loss stops improving (checked every 10% of `max_iterations`) gives up on its
+    c early, so a c far too small does not cost the full `max_iterations`.
     """
 
     name = "cw-l0"
@@ -257,85 +279,163 @@ class CarliniWagnerL0(Attack):
     def __init__(
         self,
         *,
-        binary_search_steps: int = 5,
         max_iterations: int = 1000,
         learning_rate: float = 1e-2,
         initial_const: float = 1e-3,
-        max_rounds: int = 100,
+        largest_const: float = 2e6,
+        const_factor: float = 2.0,
+        important_change: float = 0.01,
+        max_rounds: int = 1000,
+        abort_early: bool = True,
         objective: str = "f6",
         batch_size: int = 100,
     ) -> None:
         super().__init__(batch_size=batch_size)
-        self.binary_search_steps = binary_search_steps
         self.max_iterations = max_iterations
         self.learning_rate = learning_rate
         self.initial_const = initial_const
+        self.largest_const = largest_const
+        self.const_factor = const_factor
+        self.important_change = important_change
         self.max_rounds = max_rounds
+        self.abort_early = abort_early
         self.objective = objective
+        self._f = get_objective(objective)
 
     def _run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
                    generator: torch.Generator) -> BatchOutput:
         classes, targeted = _labels(y, targets)
         x0 = torch.from_numpy(x).float()
         n = len(x0)
-        channel_axis = {"NCHW": 1, "NHWC": 3}.get(model.input_spec.layout or "", None)
-        solver = CarliniWagnerL2(binary_search_steps=self.binary_search_steps, max_iterations=self.max_iterations,
-                                 learning_rate=self.learning_rate, initial_const=self.initial_const,
-                                 objective=self.objective)
-        mask = torch.ones_like(x0)
+        box = _Box(*model.input_range)
+        pixels = _PixelView(x0.shape, {"NCHW": 1, "NHWC": 3}.get(model.input_spec.layout or "", None))
+        valid = torch.ones(n, pixels.count, dtype=torch.bool)
+        const = torch.full((n,), float(self.initial_const))
         best = x0.clone()
         alive = torch.ones(n, dtype=torch.bool)
-        shape = (-1,) + (1,) * (x0.dim() - 1)
-        for _ in range(self.max_rounds):
-            idx = torch.nonzero(alive).flatten()
-            if not len(idx):
-                break
-            solution = l2_search(model, x0[idx], classes[idx], targeted, solver, mask=mask[idx], start=best[idx])
-            ok = solution.found
-            best[idx[ok]] = solution.best[ok]
-            alive[idx[~ok]] = False
-            if not bool(ok.any()):
-                break
-            keep = idx[ok]
-            adv = solution.best[ok].clone().requires_grad_(True)
-            f = solver._f(model.torch_logits(adv), classes[keep], targeted, 0.0)
-            (grad,) = torch.autograd.grad(f.sum(), adv)
+        rounds = torch.zeros(n, dtype=torch.long)
+        adam = _PerSampleAdam(box.to_w(x0), self.learning_rate)
+        previous = torch.full((n,), math.inf)
+        check_every = max(1, self.max_iterations // 10)
+        rows: deque[torch.Tensor] = deque(maxlen=50)
+        while bool(alive.any()):
+            a = torch.nonzero(alive).flatten()
+            w = adam.w[a].clone().requires_grad_(True)
+            adv = x0[a] + (box.to_x(w) - x0[a]) * pixels.expand(valid[a])
+            logits = model.torch_logits(adv)
+            f = self._f(logits, classes[a], targeted, 0.0)
+            loss = const[a] * f + (adv - x0[a]).flatten(1).pow(2).sum(dim=1)
+            loss.sum().backward()
             with torch.no_grad():
-                delta = adv.detach() - x0[keep]
-                score = (delta * grad).abs()
-                changed = delta.abs() > 1e-4
-                if channel_axis is not None:
-                    score = score.sum(dim=channel_axis, keepdim=True).expand_as(delta)
-                    changed = changed.any(dim=channel_axis, keepdim=True).expand_as(delta)
-                new_mask = mask[keep] * changed.float()
-                for row in range(len(keep)):
-                    flat_mask = new_mask[row].reshape(-1)
-                    flat_score = score[row].reshape(-1)
-                    count = int(changed[row].reshape(-1).sum())
-                    limit = max(1, int(0.3 * math.sqrt(count)))
-                    order = torch.argsort(torch.where(flat_mask > 0, flat_score, torch.full_like(flat_score, math.inf)))
-                    frozen = 0
-                    for e in order.tolist():
-                        if flat_mask[e] == 0:
-                            break
-                        group = _pixel_group(e, delta[row].shape, channel_axis)
-                        flat_mask[group] = 0
-                        frozen += 1
-                        if float(flat_score[e]) > 0.01 or frozen >= limit:
-                            break
-                    new_mask[row] = flat_mask.reshape(new_mask[row].shape)
-                mask[keep] = new_mask
-                alive[keep] &= mask[keep].flatten(1).sum(dim=1) > 0
-        return BatchOutput(best.numpy())
+                row = torch.full((n,), math.nan)
+                row[a] = f.detach()
+                rows.append(row)
+                ok = succeeded(logits.detach(), classes[a], targeted, 0.0)
+                stepping = a[~ok]
+                adam.step(stepping, w.grad[~ok])
+                # A success ends the round: keep it, freeze pixels, warm start the next round.
+                won = a[ok]
+                if len(won):
+                    best[won] = adv.detach()[ok]
+                    rounds[won] += 1
+                    score, changed = self._scores(model, x0[won], best[won], classes[won], targeted, pixels)
+                    valid[won] = self._freeze(valid[won], score, changed)
+                    alive[won] &= valid[won].any(dim=1) & (rounds[won] < self.max_rounds)
+                    adam.reset(won, box.to_w(best[won]))
+                    previous[won] = math.inf
+                # A descent that ran out or stopped improving fails: double c and restart the round.
+                lost = _ended_descents(adam, stepping, loss.detach()[~ok], previous, check_every,
+                                       self.max_iterations, self.abort_early)
+                if len(lost):
+                    const[lost] *= self.const_factor
+                    alive[lost] &= const[lost] <= self.largest_const
+                    adam.reset(lost, box.to_w(best[lost]))
+                    previous[lost] = math.inf
+        trace = torch.stack(list(rows), dim=1).numpy().astype(np.float64) if rows else None
+        return BatchOutput(best.numpy(), loss_trace=trace,
+                           extras={"const": const.numpy().astype(np.float64), "rounds": rounds.numpy().astype(np.float64)})
+
+    def _scores(self, model: Model, x0: torch.Tensor, adv: torch.Tensor, classes: torch.Tensor, targeted: bool,
+                pixels: _PixelView) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per pixel: |δ·∇(logit margin)| summed over channels, and whether the pixel changed."""
+        with torch.enable_grad():
+            adv = adv.clone().requires_grad_(True)
+            margin = f6(model.torch_logits(adv), classes, targeted, math.inf)
+            (grad,) = torch.autograd.grad(margin.sum(), adv)
+        delta = adv.detach() - x0
+        return pixels.reduce((delta * grad).abs()), pixels.reduce(delta.abs()) > 1e-4
+
+    def _freeze(self, valid: torch.Tensor, score: torch.Tensor, changed: torch.Tensor) -> torch.Tensor:
+        """The reference's freezing rule, vectorised over the batch."""
+        order = torch.argsort(torch.where(valid, score, torch.full_like(score, math.inf)), dim=1, stable=True)
+        ranked = score.gather(1, order)
+        limit = torch.clamp((0.3 * changed.sum(dim=1).float().sqrt()).ceil().long(), min=1)
+        # Freeze up to and including the first pixel that mattered, at most `limit`, only valid ones.
+        mattered = ranked > self.important_change
+        first = torch.where(mattered.any(dim=1), mattered.float().argmax(dim=1) + 1, torch.full_like(limit, score.shape[1]))
+        count = torch.minimum(torch.minimum(limit, first), valid.sum(dim=1))
+        positions = torch.arange(score.shape[1]).expand_as(order)
+        out = valid.clone()
+        out.scatter_(1, order, valid.gather(1, order) & (positions >= count[:, None]))
+        return out
 
 
-def _pixel_group(flat_index: int, shape: torch.Size, channel_axis: int | None) -> list[int]:
-    """Flat indices of every channel of the pixel holding `flat_index` (itself when no layout)."""
-    if channel_axis is None:
-        return [flat_index]
-    coords = list(np.unravel_index(flat_index, tuple(shape)))
-    out = []
-    for c in range(shape[channel_axis - 1]):
-        coords[channel_axis - 1] = c
-        out.append(int(np.ravel_multi_index(coords, tuple(shape))))
-    return out
+class _PerSampleAdam:
+    """Adam (torch's defaults) whose state and step count restart per sample."""
+
+    def __init__(self, w: torch.Tensor, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.w, self.lr, self.betas, self.eps = w.clone(), lr, betas, eps
+        self.m = torch.zeros_like(w)
+        self.v = torch.zeros_like(w)
+        self.t = torch.zeros(len(w), dtype=torch.long)
+
+    def step(self, rows: torch.Tensor, grad: torch.Tensor) -> None:
+        b1, b2 = self.betas
+        self.t[rows] += 1
+        shape = (-1,) + (1,) * (grad.dim() - 1)
+        t = self.t[rows].double()
+        m = self.m[rows].mul_(b1).add_(grad, alpha=1 - b1)
+        v = self.v[rows].mul_(b2).addcmul_(grad, grad, value=1 - b2)
+        self.m[rows], self.v[rows] = m, v
+        step = (self.lr / (1 - b1 ** t)).float().view(shape)
+        denom = (v / (1 - b2 ** t).float().view(shape)).sqrt_().add_(self.eps)
+        self.w[rows] -= step * m / denom
+
+    def reset(self, rows: torch.Tensor, w: torch.Tensor) -> None:
+        self.w[rows] = w
+        self.m[rows] = 0
+        self.v[rows] = 0
+        self.t[rows] = 0
+
+
+def _ended_descents(adam: _PerSampleAdam, stepping: torch.Tensor, current: torch.Tensor, previous: torch.Tensor,
+                    check_every: int, max_iterations: int, abort_early: bool) -> torch.Tensor:
+    """Samples of `stepping` whose descent ran out of iterations or (checked every `check_every`
+    steps) stopped improving its loss; records the checked losses in `previous`."""
+    t = adam.t[stepping]
+    at_check = (t % check_every == 0) if abort_early else torch.zeros_like(t, dtype=torch.bool)
+    stalled = at_check & (current > previous[stepping] * 0.9999)
+    previous[stepping[at_check]] = current[at_check]
+    return stepping[stalled | (t >= max_iterations)]
+
+
+class _PixelView:
+    """Maps between an input batch and one value per pixel (all channels of a pixel together)."""
+
+    def __init__(self, shape: torch.Size, channel_axis: int | None) -> None:
+        self.shape, self.channel_axis = tuple(shape), channel_axis
+        per_sample = int(np.prod(shape[1:]))
+        self.count = per_sample // shape[channel_axis] if channel_axis is not None else per_sample
+
+    def reduce(self, t: torch.Tensor) -> torch.Tensor:
+        if self.channel_axis is not None:
+            t = t.sum(dim=self.channel_axis)
+        return t.flatten(1)
+
+    def expand(self, valid: torch.Tensor) -> torch.Tensor:
+        shape = (len(valid),) + self.shape[1:]
+        if self.channel_axis is None:
+            return valid.float().view(shape)
+        squeezed = list(shape)
+        squeezed[self.channel_axis] = 1
+        return valid.float().view(squeezed).expand(shape)
