@@ -49,7 +49,7 @@ PROFILES: dict[str, Profile] = {
         "thorough", samples=100, max_samples=2000, examples=200, diagnose="thorough",
         attacks={
             "cw-l2": {"binary_search_steps": 9, "max_iterations": 1000},
-            "cw-linf": {},
+            "cw-linf": {"learning_rate": 1e-2},
             "cw-l0": {},
             "ead": {"binary_search_steps": 9, "max_iterations": 1000},
             "pgd": {"steps": 100, "restarts": 5},
