@@ -181,3 +181,36 @@ def test_l0_freezing_rule_follows_the_reference() -> None:
     big = torch.tensor([[0.5] * 400])
     # The first pixel that mattered is frozen and ends the round.
     assert int((~attack._freeze(many, big, many)).sum()) == 1
+
+
+class _NHWC255(torch.nn.Module):
+    """Three-channel NHWC images in [0, 255], as tf/keras exports take them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(),
+                                       torch.nn.Linear(4 * 6 * 6, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.permute(0, 3, 1, 2) / 255.0)
+
+
+def test_cw_l0_and_linf_on_a_three_channel_nhwc_0_255_model(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    path = tmp_path / "nhwc.onnx"
+    torch.onnx.export(_NHWC255().eval(), (torch.rand(2, 8, 8, 3) * 255,), str(path), input_names=["x"],
+                      output_names=["z"], opset_version=17, dynamo=False,
+                      dynamic_axes={"x": {0: "n"}, "z": {0: "n"}})
+    model = load_model(path, layout="NHWC", input_range=(0, 255))
+    x = (np.random.default_rng(0).uniform(size=(6, 8, 8, 3)) * 255).astype(np.float32)
+    y = model.predict(x)
+    l0 = CarliniWagnerL0(max_iterations=300).run(model, x, y)
+    assert l0.success.all()
+    _check_verified(model, x, y, l0)
+    # Whole pixels (all three channels) are frozen together; a handful of the 64 remain (measured: 1–2).
+    changed_pixels = (np.abs(l0.x_adv - x) > 1e-3).any(axis=3).reshape(len(x), -1).sum(axis=1)
+    assert (changed_pixels <= 8).all(), changed_pixels
+    linf = CarliniWagnerLinf(max_iterations=300, learning_rate=1e-2).run(model, x, y)
+    assert linf.success.all()
+    _check_verified(model, x, y, linf)
+    assert (linf.distances["linf"] < 255).all()
