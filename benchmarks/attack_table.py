@@ -50,35 +50,46 @@ def attacks() -> dict[str, tuple[str, object]]:
     }
 
 
+def shipped_pools(names: tuple[str, ...], n: int) -> dict[str, tuple[object, object]]:
+    """Per shipped model: (the loaded model, its first `n` correctly classified held-out images)."""
+    from robustcheck import load_model
+    from robustcheck.data import correctly_classified, load_dataset
+
+    data = load_dataset(ROOT / "models" / "data" / "mnist-heldout.npz")
+    pools = {}
+    for name in names:
+        model = load_model(ROOT / "models" / f"{name}.onnx", parity_inputs=data.x[:16])
+        pools[name] = (model, correctly_classified(model, data, limit=n))
+    return pools
+
+
+def timed_cell(attack, model, x: np.ndarray, y: np.ndarray) -> str:
+    """Run `attack` and format "success, median distance in its norm, wall" for a table cell."""
+    start = time.perf_counter()
+    result = attack.run(model, x, y)
+    wall = time.perf_counter() - start
+    d = result.distances[result.norm][result.success]
+    median = f"{result.norm.upper()} {np.median(d):.3g}" if len(d) else "–"
+    return f"{result.success_rate:.0%}, {median}, {wall:.1f} s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    from robustcheck import load_model
-    from robustcheck.data import correctly_classified, load_dataset
-
-    data = load_dataset(ROOT / "models" / "data" / "mnist-heldout.npz")
     lines = [f"# Attack table: `python {' '.join(['benchmarks/attack_table.py', *sys.argv[1:]])}`", "",
              f"{platform.platform()}, torch {torch.__version__}; {args.n} correctly classified held-out images per "
              "model, untargeted; success judged by onnxruntime; median distance over successes in the attack's norm", "",
              "| attack | settings | " + " | ".join(f"{m}: success, median dist., wall" for m in MODELS) + " |",
              "|---|---|" + "---|" * len(MODELS)]
-    models = {}
-    for name in MODELS:
-        model = load_model(ROOT / "models" / f"{name}.onnx", parity_inputs=data.x[:16])
-        models[name] = (model, correctly_classified(model, data, limit=args.n))
+    pools = shipped_pools(MODELS, args.n)
     for label, (settings, attack) in attacks().items():
         cells = []
         for name in MODELS:
-            model, pool = models[name]
-            start = time.perf_counter()
+            model, pool = pools[name]
             m = SLOW_ROWS_N if label.startswith(("C&W L∞", "C&W L0")) else len(pool.x)
-            result = attack.run(model, pool.x[:m], pool.y[:m])
-            wall = time.perf_counter() - start
-            d = result.distances[result.norm][result.success]
-            median = f"{attack.norm.upper()} {np.median(d):.3g}" if len(d) else "–"
-            cells.append(f"{result.success_rate:.0%}, {median}, {wall:.1f} s")
+            cells.append(timed_cell(attack, model, pool.x[:m], pool.y[:m]))
         lines.append(f"| {label} | {settings} | " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     out = ROOT / "benchmarks" / "results" / "attack_table.md"

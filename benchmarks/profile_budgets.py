@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,21 +29,16 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(2)
-    from robustcheck import load_model
+    from attack_table import shipped_pools, timed_cell
     from robustcheck.attacks import ATTACKS as CLASSES
-    from robustcheck.data import correctly_classified, load_dataset
     from robustcheck.profiles import PROFILES
 
-    data = load_dataset(ROOT / "models" / "data" / "mnist-heldout.npz")
     lines = [f"# Profile budgets: `python {' '.join(['benchmarks/profile_budgets.py', *sys.argv[1:]])}`", "",
              f"{platform.platform()}, torch {torch.__version__}; first {args.n} correctly classified held-out images, "
              "untargeted; success judged by onnxruntime; median distance over successes", "",
              "| attack | budget | settings | " + " | ".join(f"{m}: success, median dist., wall" for m in MODELS) + " |",
              "|---|---|---|" + "---|" * len(MODELS)]
-    pools = {}
-    for name in MODELS:
-        model = load_model(ROOT / "models" / f"{name}.onnx", parity_inputs=data.x[:16])
-        pools[name] = (model, correctly_classified(model, data, limit=args.n))
+    pools = shipped_pools(MODELS, args.n)
     for attack_name in ATTACKS:
         budgets = [("too small", TOO_SMALL[attack_name])]
         budgets += [(profile.name, profile.attacks.get(attack_name, {})) for profile in PROFILES.values()]
@@ -53,15 +46,7 @@ def main() -> None:
             budgets.append(("reference", {}))
         for budget, params in budgets:
             attack = CLASSES[attack_name](**params)
-            cells = []
-            for name in MODELS:
-                model, pool = pools[name]
-                start = time.perf_counter()
-                result = attack.run(model, pool.x, pool.y)
-                wall = time.perf_counter() - start
-                d = result.distances[result.norm][result.success]
-                median = f"{result.norm.upper()} {np.median(d):.3g}" if len(d) else "–"
-                cells.append(f"{result.success_rate:.0%}, {median}, {wall:.1f} s")
+            cells = [timed_cell(attack, model, pool.x, pool.y) for model, pool in (pools[m] for m in MODELS)]
             settings = ", ".join(f"{k} {v:g}" for k, v in params.items()) or "reference defaults"
             lines.append(f"| {attack_name} | {budget} | {settings} | " + " | ".join(cells) + " |")
             print(lines[-1], flush=True)
