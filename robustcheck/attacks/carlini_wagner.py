@@ -205,19 +205,16 @@ class CarliniWagnerLinf(Attack):
         n = len(x0)
         shape = (-1,) + (1,) * (x0.dim() - 1)
         tau = torch.full((n,), float(hi - lo))
-        const = torch.full((n,), float(self.initial_const))
         active = torch.ones(n, dtype=torch.bool)
         best = x0.clone()
         best_linf = torch.full((n,), math.inf)
         start = x0.clone()
         min_tau = (hi - lo) / 256
-        adam = _PerSampleAdam(box.to_w(x0), self.learning_rate)
-        previous = torch.full((n,), math.inf)
-        check_every = max(1, self.max_iterations // 10)
-        rows: deque[torch.Tensor] = deque(maxlen=50)
+        descents = _Descents(box.to_w(x0), self)
+        const = descents.const
         while bool(active.any()):
             a = torch.nonzero(active).flatten()
-            w = adam.w[a].clone().requires_grad_(True)
+            w = descents.params(a)
             adv = box.to_x(w)
             logits = model.torch_logits(adv)
             f = self._f(logits, classes[a], targeted, self.confidence)
@@ -225,13 +222,9 @@ class CarliniWagnerLinf(Attack):
             loss = const[a] * f + penalty
             loss.sum().backward()
             with torch.no_grad():
-                row = torch.full((n,), math.nan)
-                row[a] = f.detach()
-                rows.append(row)
+                descents.record(a, f)
                 # The reference's test: loss below 1e-4·c, and the label really changed.
                 ok = (loss.detach() < 1e-4 * const[a]) & succeeded(logits.detach(), classes[a], targeted, self.confidence)
-                stepping = a[~ok]
-                adam.step(stepping, w.grad[~ok])
                 won = a[ok]
                 if len(won):
                     got = adv.detach()[ok]
@@ -242,17 +235,12 @@ class CarliniWagnerLinf(Attack):
                     start[won] = got
                     tau[won] = torch.minimum(tau[won], linf) * self.decrease_factor
                     active[won] &= tau[won] >= min_tau
-                    adam.reset(won, box.to_w(got))
-                    previous[won] = math.inf
-                lost = _ended_descents(adam, stepping, loss.detach()[~ok], previous, check_every,
-                                       self.max_iterations, self.abort_early)
+                    descents.restart(won, box.to_w(got))
+                lost = descents.advance(a[~ok], w.grad[~ok], loss.detach()[~ok])
                 if len(lost):
-                    const[lost] *= self.const_factor
                     active[lost] &= const[lost] < self.largest_const
-                    adam.reset(lost, box.to_w(start[lost]))
-                    previous[lost] = math.inf
-        trace = torch.stack(list(rows), dim=1).numpy().astype(np.float64) if rows else None
-        return BatchOutput(best.numpy(), loss_trace=trace, extras={"const": const.numpy().astype(np.float64)})
+                    descents.restart(lost, box.to_w(start[lost]))
+        return BatchOutput(best.numpy(), loss_trace=descents.trace(), extras={"const": const.numpy().astype(np.float64)})
 
 
 class CarliniWagnerL0(Attack):
@@ -310,29 +298,22 @@ class CarliniWagnerL0(Attack):
         box = _Box(*model.input_range)
         pixels = _PixelView(x0.shape, {"NCHW": 1, "NHWC": 3}.get(model.input_spec.layout or "", None))
         valid = torch.ones(n, pixels.count, dtype=torch.bool)
-        const = torch.full((n,), float(self.initial_const))
         best = x0.clone()
         alive = torch.ones(n, dtype=torch.bool)
         rounds = torch.zeros(n, dtype=torch.long)
-        adam = _PerSampleAdam(box.to_w(x0), self.learning_rate)
-        previous = torch.full((n,), math.inf)
-        check_every = max(1, self.max_iterations // 10)
-        rows: deque[torch.Tensor] = deque(maxlen=50)
+        descents = _Descents(box.to_w(x0), self)
+        const = descents.const
         while bool(alive.any()):
             a = torch.nonzero(alive).flatten()
-            w = adam.w[a].clone().requires_grad_(True)
+            w = descents.params(a)
             adv = x0[a] + (box.to_x(w) - x0[a]) * pixels.expand(valid[a])
             logits = model.torch_logits(adv)
             f = self._f(logits, classes[a], targeted, 0.0)
             loss = const[a] * f + (adv - x0[a]).flatten(1).pow(2).sum(dim=1)
             loss.sum().backward()
             with torch.no_grad():
-                row = torch.full((n,), math.nan)
-                row[a] = f.detach()
-                rows.append(row)
+                descents.record(a, f)
                 ok = succeeded(logits.detach(), classes[a], targeted, 0.0)
-                stepping = a[~ok]
-                adam.step(stepping, w.grad[~ok])
                 # A success ends the round: keep it, freeze pixels, warm start the next round.
                 won = a[ok]
                 if len(won):
@@ -341,18 +322,13 @@ class CarliniWagnerL0(Attack):
                     score, changed = self._scores(model, x0[won], best[won], classes[won], targeted, pixels)
                     valid[won] = self._freeze(valid[won], score, changed)
                     alive[won] &= valid[won].any(dim=1) & (rounds[won] < self.max_rounds)
-                    adam.reset(won, box.to_w(best[won]))
-                    previous[won] = math.inf
-                # A descent that ran out or stopped improving fails: double c and restart the round.
-                lost = _ended_descents(adam, stepping, loss.detach()[~ok], previous, check_every,
-                                       self.max_iterations, self.abort_early)
+                    descents.restart(won, box.to_w(best[won]))
+                # A descent that ran out or stopped improving fails: c has doubled; restart the round.
+                lost = descents.advance(a[~ok], w.grad[~ok], loss.detach()[~ok])
                 if len(lost):
-                    const[lost] *= self.const_factor
                     alive[lost] &= const[lost] <= self.largest_const
-                    adam.reset(lost, box.to_w(best[lost]))
-                    previous[lost] = math.inf
-        trace = torch.stack(list(rows), dim=1).numpy().astype(np.float64) if rows else None
-        return BatchOutput(best.numpy(), loss_trace=trace,
+                    descents.restart(lost, box.to_w(best[lost]))
+        return BatchOutput(best.numpy(), loss_trace=descents.trace(),
                            extras={"const": const.numpy().astype(np.float64), "rounds": rounds.numpy().astype(np.float64)})
 
     def _scores(self, model: Model, x0: torch.Tensor, adv: torch.Tensor, classes: torch.Tensor, targeted: bool,
@@ -408,15 +384,53 @@ class _PerSampleAdam:
         self.t[rows] = 0
 
 
-def _ended_descents(adam: _PerSampleAdam, stepping: torch.Tensor, current: torch.Tensor, previous: torch.Tensor,
-                    check_every: int, max_iterations: int, abort_early: bool) -> torch.Tensor:
-    """Samples of `stepping` whose descent ran out of iterations or (checked every `check_every`
-    steps) stopped improving its loss; records the checked losses in `previous`."""
-    t = adam.t[stepping]
-    at_check = (t % check_every == 0) if abort_early else torch.zeros_like(t, dtype=torch.bool)
-    stalled = at_check & (current > previous[stepping] * 0.9999)
-    previous[stepping[at_check]] = current[at_check]
-    return stepping[stalled | (t >= max_iterations)]
+class _Descents:
+    """Per-sample Adam descents on c·f + penalty that end and restart independently: the
+    bookkeeping C&W L∞ and L0 share. Each sample has its own Adam state, its own c (from the
+    attack's `initial_const`) and its own abort-early check; the last 50 values of f are kept
+    as the loss trace (NaN for samples not descending at that step)."""
+
+    TRACE_STEPS = 50
+
+    def __init__(self, w0: torch.Tensor, attack: CarliniWagnerLinf | CarliniWagnerL0) -> None:
+        n = len(w0)
+        self.adam = _PerSampleAdam(w0, attack.learning_rate)
+        self.const = torch.full((n,), float(attack.initial_const))
+        self.previous = torch.full((n,), math.inf)
+        self.max_iterations = attack.max_iterations
+        self.check_every = max(1, attack.max_iterations // 10)
+        self.abort_early = attack.abort_early
+        self.const_factor = attack.const_factor
+        self._rows: deque[torch.Tensor] = deque(maxlen=self.TRACE_STEPS)
+
+    def params(self, rows: torch.Tensor) -> torch.Tensor:
+        """The current w of `rows`, as a fresh leaf to differentiate."""
+        return self.adam.w[rows].clone().requires_grad_(True)
+
+    def record(self, rows: torch.Tensor, f: torch.Tensor) -> None:
+        row = torch.full((len(self.const),), math.nan)
+        row[rows] = f.detach()
+        self._rows.append(row)
+
+    def advance(self, rows: torch.Tensor, grad: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        """One Adam step for `rows`; returns those whose descent has now failed (out of
+        iterations, or loss no longer improving at a check) with their c already multiplied."""
+        self.adam.step(rows, grad)
+        t = self.adam.t[rows]
+        at_check = (t % self.check_every == 0) if self.abort_early else torch.zeros_like(t, dtype=torch.bool)
+        stalled = at_check & (loss > self.previous[rows] * 0.9999)
+        self.previous[rows[at_check]] = loss[at_check]
+        lost = rows[stalled | (t >= self.max_iterations)]
+        self.const[lost] *= self.const_factor
+        return lost
+
+    def restart(self, rows: torch.Tensor, w: torch.Tensor) -> None:
+        """Start a new descent for `rows` from `w`, with fresh Adam state."""
+        self.adam.reset(rows, w)
+        self.previous[rows] = math.inf
+
+    def trace(self) -> np.ndarray | None:
+        return torch.stack(list(self._rows), dim=1).numpy().astype(np.float64) if self._rows else None
 
 
 class _PixelView:
