@@ -79,9 +79,10 @@ def load_dataset(
 
 def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise DataError(f"{path}: a single .npy array, not an .npz archive of x and y")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(f"{path}: a single .npy array, not an .npz archive of x and y")
+        with loaded as archive:
             missing = [k for k in ("x", "y") if k not in archive.files]
             if missing:
                 found = ", ".join(archive.files) or "none"

@@ -62,16 +62,21 @@ def topological_order(nodes: Sequence[onnx.NodeProto]) -> list[onnx.NodeProto]:
     initializers) are available from the start. On a cycle the remaining nodes are appended
     in file order and onnxruntime's verdict stands.
     """
+    order = _order([tuple(n.output) for n in nodes], [_dependencies(n) for n in nodes])
+    return [nodes[i] for i in order]
+
+
+def _order(outputs: Sequence[tuple[str, ...]], deps: Sequence[set[str]]) -> list[int]:
+    """topological_order on node indices, given each node's outputs and dependencies."""
     producer: dict[str, int] = {}
-    for index, node in enumerate(nodes):
-        for out in node.output:
+    for index, outs in enumerate(outputs):
+        for out in outs:
             if out:
                 producer.setdefault(out, index)
-    deps = [_dependencies(node) for node in nodes]
     if all(producer.get(name, -1) < index for index, names in enumerate(deps) for name in names):
-        return list(nodes)  # already sorted (the usual case)
-    waiting = [0] * len(nodes)
-    consumers: list[list[int]] = [[] for _ in nodes]
+        return list(range(len(outputs)))  # already sorted (the usual case)
+    waiting = [0] * len(outputs)
+    consumers: list[list[int]] = [[] for _ in outputs]
     for index, names in enumerate(deps):
         for source in {producer[name] for name in names if name in producer and producer[name] != index}:
             waiting[index] += 1
@@ -85,10 +90,18 @@ def topological_order(nodes: Sequence[onnx.NodeProto]) -> list[onnx.NodeProto]:
             waiting[consumer] -= 1
             if waiting[consumer] == 0:
                 queue.append(consumer)
-    if len(order) < len(nodes):
+    if len(order) < len(outputs):
         placed = set(order)
-        order += [i for i in range(len(nodes)) if i not in placed]
-    return [nodes[i] for i in order]
+        order += [i for i in range(len(outputs)) if i not in placed]
+    return order
+
+
+def _producer(graph: onnx.GraphProto, name: str) -> onnx.NodeProto | None:
+    # From the end: in the usual sorted graph an output's producer is among the last nodes.
+    for node in reversed(graph.node):
+        if name in node.output:
+            return node
+    return None
 
 
 def choose_output(
@@ -113,12 +126,11 @@ def choose_output(
     else:
         chosen = candidates[0]
         ignored += tuple(candidates[1:])
-    producers = {out: node for node in proto.graph.node for out in node.output}
-    name, node = chosen, producers.get(chosen)
+    name, node = chosen, _producer(proto.graph, chosen)
     seen: set[str] = set()
     while node is not None and node.op_type == "Identity" and node.input and name not in seen:
         seen.add(name)
-        name, node = node.input[0], producers.get(node.input[0])
+        name, node = node.input[0], _producer(proto.graph, node.input[0])
     if node is not None and node.op_type in ("Softmax", "LogSoftmax") and not node.domain and node.input:
         kind: OutputKind = "cut-softmax" if node.op_type == "Softmax" else "cut-logsoftmax"
         return node.input[0], kind, node.name or node.op_type, ignored
@@ -131,16 +143,19 @@ def prune_to(proto: onnx.ModelProto, output: str) -> onnx.ModelProto:
     pruned = onnx.ModelProto()
     pruned.CopyFrom(proto)
     graph = pruned.graph
-    order = topological_order(list(graph.node))
+    nodes = list(graph.node)
+    outputs = [tuple(n.output) for n in nodes]
+    deps = [_dependencies(n) for n in nodes]
     needed = {output}
-    keep: list[onnx.NodeProto] = []
-    for node in reversed(order):
-        if any(o in needed for o in node.output):
-            keep.append(node)
-            needed |= _dependencies(node)
+    keep: list[int] = []
+    for index in reversed(_order(outputs, deps)):
+        if any(o in needed for o in outputs[index]):
+            keep.append(index)
+            needed |= deps[index]
     keep.reverse()
-    del graph.node[:]
-    graph.node.extend(keep)
+    if keep != list(range(len(nodes))):
+        del graph.node[:]
+        graph.node.extend(nodes[i] for i in keep)
     existing = {o.name: o for o in graph.output}
     del graph.output[:]
     if output in existing:

@@ -62,7 +62,9 @@ def make_session(proto: onnx.ModelProto, label: str, threads: int | None) -> ort
     # onnxruntime's workers spin after each run by default; interleaved with torch (attacks judge
     # iterates on the oracle) the spinning threads steal the cores torch needs.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
+    # Errors come back as exceptions and become one-line ModelErrors; onnxruntime's own log lines
+    # on stderr would repeat them (with its source paths) in the console.
+    options.log_severity_level = 4
     try:
         return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
     except Exception as exc:

@@ -37,7 +37,7 @@ def node_error(ctx: NodeContext, exc: BaseException) -> Exception:
     return NodeFailure(f"{ctx.label}: {type(exc).__name__}" + (f": {text}" if text else ""))
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Step:
     fn: OpFn
     ctx: NodeContext
@@ -54,10 +54,15 @@ def _resolve(nodes: Sequence[onnx.NodeProto], imports: dict[str, int]) -> list[O
     """The registry entry of every node; raises UnsupportedGraph naming every operator that has none."""
     entries: list[OpEntry] = []
     missing: set[str] = set()
+    resolved: dict[tuple[str, str], OpEntry | None] = {}
     for node in nodes:
         domain = normalise_domain(node.domain)
         opset = imports.get(domain, 0)
-        entry = REGISTRY.lookup(domain, node.op_type, opset)
+        key = (domain, node.op_type)
+        if key in resolved:
+            entry = resolved[key]
+        else:
+            entry = resolved[key] = REGISTRY.lookup(domain, node.op_type, opset)
         if entry is None:
             name = f"{domain}.{node.op_type}" if domain else node.op_type
             missing.add(f"{name} (opset {opset})" if REGISTRY.knows(domain, node.op_type) else name)
@@ -87,19 +92,21 @@ class OnnxReplica(torch.nn.Module):
         self.nondifferentiable: list[str] = []
         steps: list[_Step] = []
         for index, (node, entry) in enumerate(zip(graph.node, entries)):
-            ctx = NodeContext(node.op_type, {}, imports.get(entry.key.domain, 0), node.name, len(node.output), index)
+            inputs, outputs = tuple(node.input), tuple(node.output)
+            ctx = NodeContext(node.op_type, {}, imports.get(entry.key.domain, 0), node.name, len(outputs), index)
             try:
-                ctx.attrs = node_attributes(node)
-                if not entry.never_fold and all((not i) or i in constants for i in node.input):
+                if node.attribute:
+                    ctx.attrs = node_attributes(node)
+                if not entry.never_fold and all((not i) or i in constants for i in inputs):
                     with torch.no_grad():
-                        outs = entry.fn(ctx, [constants[i] if i else None for i in node.input])
-                    constants.update((name, value) for name, value in zip(node.output, outs) if name)
+                        outs = entry.fn(ctx, [constants[i] if i else None for i in inputs])
+                    constants.update((name, value) for name, value in zip(outputs, outs) if name)
                     continue
             except Exception as exc:
                 raise node_error(ctx, exc) from exc
             if not entry.differentiable and node.op_type not in self.nondifferentiable:
                 self.nondifferentiable.append(node.op_type)
-            steps.append(_Step(entry.fn, ctx, tuple(node.input), tuple(node.output)))
+            steps.append(_Step(entry.fn, ctx, inputs, outputs))
         self._steps = steps
         needed = {i for step in steps for i in step.inputs} | set(self.output_names)
         self._const_names: dict[str, str] = {}
