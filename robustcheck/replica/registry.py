@@ -64,8 +64,9 @@ class OpEntry:
 
     `differentiable=False` marks operators whose gradient is zero or undefined almost
     everywhere (the diagnostics report them); `never_fold` keeps random operators from being
-    evaluated once at build time. This is also where per-operator backward rules belong when
-    the replica grows an "adaptive" mode (a straight-through surrogate for Round, say).
+    evaluated once at build time. Per-operator backward rules belong here too when the replica
+    grows an "adaptive" mode beside today's exact one (e.g. a `surrogate` function giving Round,
+    Floor or QuantizeLinear a straight-through gradient, chosen by graph.py at build time).
     """
 
     key: OpKey

@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
-from robustcheck.replica.coercion import axis, ints, optional_input
-from robustcheck.replica.registry import NodeContext, register
+from robustcheck.replica.coercion import axis
+from robustcheck.replica.ops.axes_argument import register_axes_versions
+from robustcheck.replica.registry import NodeContext
 
 Tensor = torch.Tensor
 Reduction = Callable[[Tensor, tuple[int, ...], bool], Tensor]
@@ -34,9 +35,7 @@ def reduction(name: str, fn: Reduction, axes_input_from: int, over_nothing: Call
     `over_nothing` is the reduction over an empty set of axes (noop_with_empty_axes): what is
     left of it elementwise, |x| for ReduceL1, x² for ReduceSumSquare (as onnxruntime does).
     """
-    register(name, 1)(lambda ctx, a: _reduce(ctx, fn, over_nothing, a[0], ints(ctx.attr("axes"))))
-    register(name, axes_input_from)(
-        lambda ctx, a: _reduce(ctx, fn, over_nothing, a[0], ints(optional_input(a, 1))))
+    register_axes_versions(name, axes_input_from, lambda ctx, x, axes: _reduce(ctx, fn, over_nothing, x, axes))
 
 
 def _prod(x: Tensor, dims: tuple[int, ...], keep: bool) -> Tensor:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from robustcheck.replica.coercion import as_tensor, axis, ints, optional_input, to_tensor, torch_dtype
+from robustcheck.replica.ops.axes_argument import register_axes_versions
 from robustcheck.replica.registry import NodeContext, UnsupportedGraph, register
 
 Tensor = torch.Tensor
@@ -50,39 +51,23 @@ def _transpose(ctx: NodeContext, a: list[Any]) -> list[Any]:
     return [x.permute(perm)]
 
 
-def _squeeze(x: Tensor, axes: list[int]) -> Tensor:
+def _squeeze(ctx: NodeContext, x: Tensor, axes: list[int]) -> list[Any]:
     if not axes:
-        return x.squeeze()
+        return [x.squeeze()]
     for ax in sorted((axis(v, x.dim()) for v in axes), reverse=True):
         x = x.squeeze(ax)
-    return x
+    return [x]
 
 
-@register("Squeeze", 1)
-def _squeeze_attribute(ctx: NodeContext, a: list[Any]) -> list[Any]:
-    return [_squeeze(a[0], ints(ctx.attr("axes")))]
-
-
-@register("Squeeze", 13)
-def _squeeze_input(ctx: NodeContext, a: list[Any]) -> list[Any]:
-    return [_squeeze(a[0], ints(optional_input(a, 1)))]
-
-
-def _unsqueeze(x: Tensor, axes: list[int]) -> Tensor:
+def _unsqueeze(ctx: NodeContext, x: Tensor, axes: list[int]) -> list[Any]:
     rank = x.dim() + len(axes)
     for ax in sorted(axis(v, rank) for v in axes):
         x = x.unsqueeze(ax)
-    return x
+    return [x]
 
 
-@register("Unsqueeze", 1)
-def _unsqueeze_attribute(ctx: NodeContext, a: list[Any]) -> list[Any]:
-    return [_unsqueeze(a[0], ints(ctx.attr("axes")))]
-
-
-@register("Unsqueeze", 13)
-def _unsqueeze_input(ctx: NodeContext, a: list[Any]) -> list[Any]:
-    return [_unsqueeze(a[0], ints(a[1]))]
+register_axes_versions("Squeeze", 13, _squeeze)
+register_axes_versions("Unsqueeze", 13, _unsqueeze)
 
 
 @register("Concat", 4)
