@@ -221,7 +221,8 @@ def test_importing_the_package_does_not_import_torch() -> None:
 def _scores_model(path: Path, head: str) -> Path:
     """A 4-feature linear classifier whose scores go non-finite: everywhere ("log-of-negative",
     "divide-by-zero"), or only where the first feature exceeds 0.999 ("nan-corner")."""
-    w = numpy_helper.from_array(np.random.default_rng(2).normal(size=(4, 3)).astype(np.float32), "W")
+    # Feature 0 pushes class 1 down, so an attack on class 1 walks towards the NaN corner.
+    w = numpy_helper.from_array(np.array([[1, -1, 0], [0, 2, 0], [0, 2, 0], [0, 2, 0]], np.float32), "W")
     consts = {"two": 2.0, "zero": 0.0, "edge": 0.999, "nan": float("nan")}
     inits = [w] + [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in consts.items()]
     inits.append(numpy_helper.from_array(np.array([0], np.int64), "first"))
@@ -266,3 +267,17 @@ def test_non_finite_scores_during_a_run_are_never_a_prediction(tmp_path: Path) -
     labels = model.predict(x)
     assert labels[1] == -1 and (labels[[0, 2]] >= 0).all()
     assert not model.in_box(x)[1]
+
+
+def test_an_attack_candidate_with_non_finite_scores_is_an_error_not_a_verdict(tmp_path: Path) -> None:
+    # FGSM's step takes feature 0 from 0.99 to 1.0, into the NaN corner: the verification by
+    # onnxruntime must stop the run with the model's error, not count the row as adversarial or not.
+    from robustcheck.attacks import FGSM
+
+    path = _scores_model(tmp_path / "corner.onnx", "nan-corner")
+    model = load_model(path)
+    x = np.array([[0.99, 0.5, 0.5, 0.5]], np.float32)
+    assert model.predict(x).tolist() == [1]
+    with pytest.raises(ModelError) as exc:
+        FGSM(epsilon=0.2).run(model, x, np.array([1]))
+    _one_line(exc, path, "gives non-finite scores")
