@@ -149,6 +149,7 @@ def test_a_failure_while_running_names_the_node() -> None:
         build_replica(unnamed, "x", ["y"])(torch.ones(3, 4))
 
 
+@pytest.mark.filterwarnings("ignore:.*onnx.checker rejects")
 def test_the_model_layer_reports_a_broken_operator_by_its_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from robustcheck import load_model
 

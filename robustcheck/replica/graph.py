@@ -19,6 +19,7 @@ import onnx
 import torch
 from onnx import numpy_helper
 
+from robustcheck.errors import first_line
 from robustcheck.replica.coercion import node_attributes, to_tensor
 from robustcheck.replica.registry import REGISTRY, NodeContext, OpEntry, OpFn, UnsupportedGraph, normalise_domain
 
@@ -33,8 +34,8 @@ def node_error(ctx: NodeContext, exc: BaseException) -> Exception:
     """`exc` re-worded to name the node; an UnsupportedGraph stays one."""
     if isinstance(exc, UnsupportedGraph):
         return UnsupportedGraph(f"{ctx.label}: {exc}")
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return NodeFailure(f"{ctx.label}: {type(exc).__name__}" + (f": {text}" if text else ""))
+    detail = f": {first_line(exc)}" if str(exc).strip() else ""
+    return NodeFailure(f"{ctx.label}: {type(exc).__name__}{detail}")
 
 
 @dataclass(slots=True)
