@@ -11,6 +11,13 @@ class ModelError(RobustcheckError):
     """A model file cannot be loaded or used. The message names the file and the problem."""
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """A foreign exception's message as one short line, for quoting inside a robustcheck message."""
+    text = str(exc).strip() or type(exc).__name__
+    line = text.splitlines()[0].strip()
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 class ReplicaUnavailable(RobustcheckError):
     """A gradient-based attack needs the torch replica, which this model does not have."""
 
