@@ -17,27 +17,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from robustcheck.attacks.params import param
+from robustcheck.metrics import margin
 
 Objective = Callable[[torch.Tensor, torch.Tensor, bool, float], torch.Tensor]
 
 LOG2 = math.log(2.0)
 
 
-def _split(values: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(value of `classes`, best value among the other classes), per sample; masks with -inf."""
-    mask = F.one_hot(classes, values.shape[1]).bool()
-    chosen = values[mask]
-    others = values.masked_fill(mask, float("-inf")).amax(dim=1)
-    return chosen, others
-
-
 def _gap(values: torch.Tensor, classes: torch.Tensor, targeted: bool) -> torch.Tensor:
-    """max_{i≠t} v_i − v_t (targeted) or v_y − max_{i≠y} v_i (untargeted): ≤ 0 on success."""
-    chosen, others = _split(values, classes)
-    return others - chosen if targeted else chosen - others
+    """`metrics.margin` of `values` towards (targeted) or away from `classes`: ≤ 0 on success."""
+    return margin(values, classes, classes if targeted else None)
 
 
 def f1(z: torch.Tensor, classes: torch.Tensor, targeted: bool, kappa: float = 0.0) -> torch.Tensor:
@@ -85,5 +80,12 @@ def objective(name: str) -> Objective:
 
 
 def succeeded(z: torch.Tensor, classes: torch.Tensor, targeted: bool, kappa: float = 0.0) -> torch.Tensor:
-    """The κ-shifted success test of the reference code, per sample, on logits."""
-    return _gap(z, classes, targeted) <= -kappa if kappa > 0 else _gap(z, classes, targeted) < 0
+    """The κ-shifted success test of the reference code, per sample, on logits: margin ≤ −κ
+    (κ > 0) or margin < 0 (κ = 0, where a tie is not a success)."""
+    m = _gap(z, classes, targeted)
+    return m <= -kappa if kappa > 0 else m < 0
+
+
+def objective_param() -> Any:
+    """The `objective` hyper-parameter field of the C&W-family attacks (default f6)."""
+    return param("f6", choices=tuple(OBJECTIVES), doc="the C&W objective f1–f7 (f6: logit margin)")
