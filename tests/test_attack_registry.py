@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from toy_suite import write_suite
 
 from robustcheck.attacks import (
     PGD,
@@ -23,7 +24,6 @@ from robustcheck.attacks import (
     register_attack,
 )
 from robustcheck.attacks import registry as registry_module
-from toy_suite import write_suite
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
