@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from toy_suite import write_suite
+from toy_suite import TOML, write_suite
 
 from robustcheck.attacks import (
     PGD,
@@ -75,13 +75,8 @@ class GreedyCorners(BoundedAttack):
         return BatchOutput(flat.reshape(x.shape).astype(x.dtype))
 '''
 
-SUITE = """
-[defaults]
-dataset = "data.npz"
-samples = 16
-min_clean_accuracy = 0.9
-masking = "warn"
-
+# The toy suite's defaults, with one claim that names the third-party attack.
+SUITE = TOML.split("[[defaults.check]]")[0] + """
 [[defaults.check]]
 type = "robust-accuracy"
 attack = "greedy-corners"

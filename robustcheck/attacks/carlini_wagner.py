@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from robustcheck.attacks.base import BatchOutput, MinimalNormAttack
-from robustcheck.attacks.const_search import AbortEarly, BestExample, ConstSearch
-from robustcheck.attacks.descents import Descents, TanhBox, adam
-from robustcheck.attacks.objectives import objective, objective_param, succeeded
-from robustcheck.attacks.params import MAX_ITERATIONS, param
+from robustcheck.attacks.base import BatchOutput
+from robustcheck.attacks.const_search import AbortEarly, BestExample, ConstSearch, ConstSearchAttack
+from robustcheck.attacks.descents import DescentAttack, TanhBox, adam
+from robustcheck.attacks.objectives import objective, succeeded
+from robustcheck.attacks.params import override, param
 from robustcheck.metrics import atleast_kd
 from robustcheck.model import Model
 
@@ -27,7 +27,7 @@ def labels_and_mode(y: np.ndarray, targets: np.ndarray | None) -> tuple[torch.Te
 
 
 @dataclass(kw_only=True)
-class CarliniWagnerL2(MinimalNormAttack):
+class CarliniWagnerL2(ConstSearchAttack):
     """C&W L2: minimise ‖x′−x‖²₂ + c·f(x′) with Adam, binary search over c per sample.
 
     Defaults are the reference values (9 search steps × 10,000 iterations, lr 1e-2, κ 0,
@@ -38,13 +38,7 @@ class CarliniWagnerL2(MinimalNormAttack):
     name = "cw-l2"
     norm = "l2"
 
-    binary_search_steps: int = param(9, low=1, high=100, doc="search steps over c")
-    max_iterations: int = param(10_000, low=1, high=MAX_ITERATIONS, doc="Adam iterations per search step")
-    learning_rate: float = param(1e-2, low=0.0, low_open=True, doc="Adam's learning rate")
-    confidence: float = param(0.0, low=0.0, doc="κ: the margin by which the adversarial class must win")
-    initial_const: float = param(1e-3, low=0.0, low_open=True, doc="c of the first search step")
-    abort_early: bool = param(True, doc="end a search step when the loss stops falling")
-    objective: str = objective_param()
+    max_iterations: int = override(ConstSearchAttack, "max_iterations", 10_000)
 
     def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
                   generator: torch.Generator) -> BatchOutput:
@@ -85,7 +79,7 @@ class CarliniWagnerL2(MinimalNormAttack):
 
 
 @dataclass(kw_only=True)
-class CarliniWagnerLinf(MinimalNormAttack):
+class CarliniWagnerLinf(DescentAttack):
     """C&W L∞: minimise c·f(x′) + Σ max(0, |δ_i| − τ), shrinking τ while the attack succeeds.
 
     The reference schedule: τ starts at the full range; a descent ends at its first iterate
@@ -101,16 +95,11 @@ class CarliniWagnerLinf(MinimalNormAttack):
     name = "cw-linf"
     norm = "linf"
 
-    max_iterations: int = param(1000, low=1, high=MAX_ITERATIONS, doc="Adam iterations per descent")
-    learning_rate: float = param(5e-3, low=0.0, low_open=True, doc="Adam's learning rate")
-    initial_const: float = param(1e-5, low=0.0, low_open=True, doc="c of a sample's first descent")
-    largest_const: float = param(20.0, low=0.0, high=1e12, low_open=True, doc="a sample stops once c passes this")
+    learning_rate: float = override(DescentAttack, "learning_rate", 5e-3)
+    initial_const: float = override(DescentAttack, "initial_const", 1e-5)
     decrease_factor: float = param(0.9, low=0.0, high=1.0, low_open=True, high_open=True,
                                    doc="τ shrinks by this factor after a success")
-    const_factor: float = param(2.0, low=1.0, high=1e3, low_open=True, doc="c grows by this factor after a failure")
     confidence: float = param(0.0, low=0.0, doc="κ: the margin by which the adversarial class must win")
-    abort_early: bool = param(True, doc="fail a descent when its loss stops falling")
-    objective: str = objective_param()
 
     def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
                   generator: torch.Generator) -> BatchOutput:
@@ -125,9 +114,7 @@ class CarliniWagnerLinf(MinimalNormAttack):
         best = BestExample(x0)
         start = x0.clone()
         min_tau = (hi - lo) / 256
-        descents = Descents(box.to_w(x0), learning_rate=self.learning_rate, initial_const=self.initial_const,
-                            max_iterations=self.max_iterations, abort_early=self.abort_early,
-                            const_factor=self.const_factor)
+        descents = self.descents(box.to_w(x0))
         const = descents.const
         while bool(active.any()):
             a = torch.nonzero(active).flatten()

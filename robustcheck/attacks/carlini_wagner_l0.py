@@ -9,17 +9,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from robustcheck.attacks.base import BatchOutput, MinimalNormAttack
+from robustcheck.attacks.base import BatchOutput
 from robustcheck.attacks.carlini_wagner import labels_and_mode
-from robustcheck.attacks.descents import Descents, TanhBox
-from robustcheck.attacks.objectives import objective, objective_param, succeeded
-from robustcheck.attacks.params import MAX_ITERATIONS, param
+from robustcheck.attacks.descents import DescentAttack, TanhBox
+from robustcheck.attacks.objectives import objective, succeeded
+from robustcheck.attacks.params import MAX_ITERATIONS, override, param
 from robustcheck.metrics import channel_axis, margin
 from robustcheck.model import Model
 
 
 @dataclass(kw_only=True)
-class CarliniWagnerL0(MinimalNormAttack):
+class CarliniWagnerL0(DescentAttack):
     """C&W L0: repeated L2-penalised descents on a shrinking set of pixels that may change.
 
     Each round warm starts from the sample's previous adversarial example, with the frozen
@@ -40,15 +40,9 @@ class CarliniWagnerL0(MinimalNormAttack):
     name = "cw-l0"
     norm = "l0"
 
-    max_iterations: int = param(1000, low=1, high=MAX_ITERATIONS, doc="Adam iterations per descent")
-    learning_rate: float = param(1e-2, low=0.0, low_open=True, doc="Adam's learning rate")
-    initial_const: float = param(1e-3, low=0.0, low_open=True, doc="c of a sample's first descent")
-    largest_const: float = param(2e6, low=0.0, high=1e12, low_open=True, doc="a sample stops once c passes this")
-    const_factor: float = param(2.0, low=1.0, high=1e3, low_open=True, doc="c grows by this factor after a failure")
+    largest_const: float = override(DescentAttack, "largest_const", 2e6)
     important_change: float = param(0.01, low=0.0, doc="freezing stops after the first pixel scoring above this")
     max_rounds: int = param(1000, low=1, high=MAX_ITERATIONS, doc="successful rounds (freezing steps) per sample")
-    abort_early: bool = param(True, doc="fail a descent when its loss stops falling")
-    objective: str = objective_param()
 
     def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
                   generator: torch.Generator) -> BatchOutput:
@@ -62,9 +56,7 @@ class CarliniWagnerL0(MinimalNormAttack):
         best = x0.clone()
         alive = torch.ones(n, dtype=torch.bool)
         rounds = torch.zeros(n, dtype=torch.long)
-        descents = Descents(box.to_w(x0), learning_rate=self.learning_rate, initial_const=self.initial_const,
-                            max_iterations=self.max_iterations, abort_early=self.abort_early,
-                            const_factor=self.const_factor)
+        descents = self.descents(box.to_w(x0))
         const = descents.const
         while bool(alive.any()):
             a = torch.nonzero(alive).flatten()

@@ -11,8 +11,12 @@ falling; the per-sample descents of C&W-L∞/L0 apply the same rule row by row.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
+
+from robustcheck.attacks.objectives import ObjectiveAttack
+from robustcheck.attacks.params import param
 
 #: Upper bound of c meaning "no success yet", as in the reference implementation.
 UPPER_UNSET = 1e10
@@ -23,6 +27,14 @@ STALL_RATIO = 0.9999
 def check_interval(max_iterations: int) -> int:
     """Iterations between two early-abort checks: 10% of the budget (at least 1)."""
     return max(1, max_iterations // 10)
+
+
+@dataclass(kw_only=True)
+class ConstSearchAttack(ObjectiveAttack):
+    """A C&W-family attack that searches c by bisection: C&W-L2 and EAD."""
+
+    binary_search_steps: int = param(9, low=1, high=100, doc="search steps over c")
+    confidence: float = param(0.0, low=0.0, doc="κ: the margin by which the adversarial class must win")
 
 
 class ConstSearch:

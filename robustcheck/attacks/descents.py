@@ -1,15 +1,18 @@
 """Optimisation pieces of the C&W attacks: the tanh box, Adam (batched and per sample), and the
-per-sample descents C&W-L∞ and C&W-L0 share."""
+per-sample descents C&W-L∞ and C&W-L0 share (with their common hyper-parameters)."""
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from robustcheck.attacks.const_search import STALL_RATIO, check_interval
+from robustcheck.attacks.objectives import ObjectiveAttack
+from robustcheck.attacks.params import param
 from robustcheck.metrics import atleast_kd
 
 
@@ -112,3 +115,18 @@ class Descents:
 
     def trace(self) -> np.ndarray | None:
         return torch.stack(list(self._rows), dim=1).numpy().astype(np.float64) if self._rows else None
+
+
+@dataclass(kw_only=True)
+class DescentAttack(ObjectiveAttack):
+    """A C&W-family attack whose samples descend independently, c growing on each failed
+    descent: C&W-L∞ and C&W-L0."""
+
+    largest_const: float = param(20.0, low=0.0, high=1e12, low_open=True, doc="a sample stops once c passes this")
+    const_factor: float = param(2.0, low=1.0, high=1e3, low_open=True, doc="c grows by this factor after a failure")
+
+    def descents(self, w0: torch.Tensor) -> Descents:
+        """Fresh per-sample descents from `w0` with this attack's settings."""
+        return Descents(w0, learning_rate=self.learning_rate, initial_const=self.initial_const,
+                        max_iterations=self.max_iterations, abort_early=self.abort_early,
+                        const_factor=self.const_factor)

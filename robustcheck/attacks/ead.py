@@ -18,16 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from robustcheck.attacks.base import BatchOutput, MinimalNormAttack
+from robustcheck.attacks.base import BatchOutput
 from robustcheck.attacks.carlini_wagner import labels_and_mode
-from robustcheck.attacks.const_search import AbortEarly, BestExample, ConstSearch
-from robustcheck.attacks.objectives import objective, objective_param, succeeded
-from robustcheck.attacks.params import MAX_ITERATIONS, param
+from robustcheck.attacks.const_search import AbortEarly, BestExample, ConstSearch, ConstSearchAttack
+from robustcheck.attacks.objectives import objective, succeeded
+from robustcheck.attacks.params import param
 from robustcheck.model import Model
 
 
 @dataclass(kw_only=True)
-class EAD(MinimalNormAttack):
+class EAD(ConstSearchAttack):
     """Elastic-net attack (EN or L1 decision rule); see the module docstring."""
 
     name = "ead"
@@ -35,13 +35,6 @@ class EAD(MinimalNormAttack):
 
     beta: float = param(1e-3, low=0.0, doc="β: weight of the L1 term (0 gives a C&W-L2-like attack)")
     decision_rule: str = param("EN", choices=("EN", "L1"), doc="how the best example is picked: β‖δ‖₁ + ‖δ‖²₂ or ‖δ‖₁")
-    binary_search_steps: int = param(9, low=1, high=100, doc="search steps over c")
-    max_iterations: int = param(1000, low=1, high=MAX_ITERATIONS, doc="ISTA iterations per search step")
-    learning_rate: float = param(1e-2, low=0.0, low_open=True, doc="initial step size (decays as (1 − k/K)^½)")
-    confidence: float = param(0.0, low=0.0, doc="κ: the margin by which the adversarial class must win")
-    initial_const: float = param(1e-3, low=0.0, low_open=True, doc="c of the first search step")
-    abort_early: bool = param(True, doc="end a search step when the loss stops falling")
-    objective: str = objective_param()
 
     def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
                   generator: torch.Generator) -> BatchOutput:

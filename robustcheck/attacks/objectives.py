@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from robustcheck.attacks.params import param
+from robustcheck.attacks.base import MinimalNormAttack
+from robustcheck.attacks.params import MAX_ITERATIONS, param
 from robustcheck.metrics import margin
 
 Objective = Callable[[torch.Tensor, torch.Tensor, bool, float], torch.Tensor]
@@ -86,6 +87,14 @@ def succeeded(z: torch.Tensor, classes: torch.Tensor, targeted: bool, kappa: flo
     return m <= -kappa if kappa > 0 else m < 0
 
 
-def objective_param() -> Any:
-    """The `objective` hyper-parameter field of the C&W-family attacks (default f6)."""
-    return param("f6", choices=tuple(OBJECTIVES), doc="the C&W objective f1–f7 (f6: logit margin)")
+@dataclass(kw_only=True)
+class ObjectiveAttack(MinimalNormAttack):
+    """A C&W-family attack: it minimises a distance plus c·f(x′) with f one of the objectives
+    above. The hyper-parameters every such attack shares (subclasses re-declare defaults with
+    `params.override`)."""
+
+    max_iterations: int = param(1000, low=1, high=MAX_ITERATIONS, doc="optimiser iterations per descent")
+    learning_rate: float = param(1e-2, low=0.0, low_open=True, doc="the optimiser's (initial) step size")
+    initial_const: float = param(1e-3, low=0.0, low_open=True, doc="c of the first descent")
+    abort_early: bool = param(True, doc="end a descent when its loss stops falling")
+    objective: str = param("f6", choices=tuple(OBJECTIVES), doc="the C&W objective f1–f7 (f6: logit margin)")

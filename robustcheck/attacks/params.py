@@ -64,6 +64,13 @@ def param(default: Any, *, low: float | None = None, high: float | None = None, 
     return dataclasses.field(default=default, metadata={"param": spec})
 
 
+def override(base: type, name: str, default: Any) -> Any:
+    """Re-declare hyper-parameter `name` inherited from `base` with another default (same range,
+    choices and doc): `learning_rate: float = override(Base, "learning_rate", 5e-3)`."""
+    inherited = {f.name: f for f in dataclasses.fields(base)}[name]
+    return dataclasses.field(default=default, metadata=inherited.metadata)
+
+
 def declared(cls: type) -> dict[str, tuple[type, bool, ParamSpec]]:
     """Every hyper-parameter of attack class `cls`: name -> (type, accepts None, spec)."""
     hints = typing.get_type_hints(cls)
