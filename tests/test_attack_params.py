@@ -115,3 +115,22 @@ def test_config_attack_tables_are_validated_on_load(tmp_path: Path, table: str, 
         load_suite_config([path])
     message = str(caught.value)
     assert message.startswith(f"{path}: ") and words in message and "\n" not in message, message
+
+
+def test_an_attack_must_declare_its_traits() -> None:
+    from dataclasses import dataclass
+
+    from robustcheck.attacks import BoundedAttack, param
+
+    @dataclass(kw_only=True)
+    class NoNorm(BoundedAttack):
+        name = "no-norm"
+        tries: int = param(3, low=1)
+
+        def run_batch(self, model, x, y, targets, generator):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    with pytest.raises(TypeError, match="NoNorm must set the trait `norm` to one of l0, l1, l2, linf"):
+        NoNorm()
+    with pytest.raises(AttackParamError, match="attack 'no-norm', parameter 'tries': must be an integer in"):
+        NoNorm(tries=0)

@@ -62,10 +62,13 @@ class Attack(ABC):
     batch_size: int = param(100, low=1, high=100_000, doc="samples attacked together")
 
     def __post_init__(self) -> None:
+        cls = type(self).__name__
+        if not isinstance(getattr(self, "name", None), str):
+            raise TypeError(f"{cls} must set the trait `name` (the attack's family name, a string)")
         for key, (kind, optional, spec) in declared(type(self)).items():
             setattr(self, key, check_value(self.name, key, getattr(self, key), kind, optional, spec))
-        if self.norm not in metrics.NORMS:
-            raise TypeError(f"{type(self).__name__}.norm must be one of {', '.join(metrics.NORMS)}, got {self.norm!r}")
+        if getattr(self, "norm", None) not in metrics.NORMS:
+            raise TypeError(f"{cls} must set the trait `norm` to one of {', '.join(metrics.NORMS)}")
 
     def params(self) -> dict[str, Any]:
         """Hyper-parameters as plain data, in declaration order."""
