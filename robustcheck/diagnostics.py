@@ -25,9 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from robustcheck.attacks.base import AttackResult
-from robustcheck.attacks.blackbox import RandomNoise, SquareAttack
-from robustcheck.attacks.gradient import FGSM, PGD
+from robustcheck.attacks import FGSM, PGD, AttackResult, RandomNoise, SquareAttack
 from robustcheck.loss_surface import scan_for_jumps
 from robustcheck.model import Model
 from robustcheck.record import FindingRecord

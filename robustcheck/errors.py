@@ -28,3 +28,25 @@ class ConfigError(RobustcheckError):
 
 class DataError(RobustcheckError):
     """A dataset cannot be read or does not fit the model."""
+
+
+class AttackParamError(RobustcheckError, ValueError):
+    """An attack hyper-parameter is unknown or has a wrong type or value.
+
+    `label` is the attack (config label or class name), `key` the parameter ("" when the label
+    itself is unknown), `message` what was expected and what was given. The config layer
+    prefixes the file it read the value from.
+    """
+
+    def __init__(self, label: str, key: str, message: str) -> None:
+        self.label, self.key, self.message = label, key, message
+        where = f"attack '{label}', parameter '{key}'" if key else f"attack '{label}'"
+        super().__init__(f"{where}: {message}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:  # pickles across xdist workers
+        return (type(self), (self.label, self.key, self.message))
+
+
+class AttackPluginError(RobustcheckError):
+    """A third-party attack registered under the `robustcheck.attacks` entry-point group cannot be
+    loaded (import error, not an attack, or a label that is already taken)."""

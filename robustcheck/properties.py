@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robustcheck.attacks.base import Attack, AttackResult
+from robustcheck.attacks import Attack, AttackResult
+from robustcheck.metrics import robust_accuracy as robust_fraction
 from robustcheck.model import Model
 
 
@@ -110,9 +111,10 @@ def assert_robust(
 
 def robust_accuracy(model: Model, x: np.ndarray, y: np.ndarray, attack: Attack, epsilon: float, *,
                     seed: int = 0) -> float:
-    """Fraction of `x` that the oracle classifies correctly and `attack` cannot flip within `epsilon`."""
+    """`metrics.robust_accuracy` over all of `x`: classified correctly by the oracle and not
+    flipped by `attack` within `epsilon` (only the correct rows are attacked)."""
     correct = model.predict(x) == y
-    if not correct.any():
-        return 0.0
-    result = attack.run(model, x[correct], y[correct], seed=seed)
-    return float(correct.sum() - result.within(epsilon).sum()) / len(x)
+    broken = np.zeros(len(x), dtype=bool)
+    if correct.any():
+        broken[correct] = attack.run(model, x[correct], y[correct], seed=seed).within(epsilon)
+    return robust_fraction(correct, broken)
