@@ -10,7 +10,8 @@ are not finite are never turned into a prediction.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,9 +22,13 @@ import torch
 
 from robustcheck.errors import ModelError, ReplicaUnavailable, first_line
 from robustcheck.graph_surgery import OutputKind, choose_output, prune_to
+from robustcheck.graph_traits import batch_coupling_operators, random_operators
 from robustcheck.onnx_file import read_model, sha256
 from robustcheck.oracle_session import InferenceSession, make_session
 from robustcheck.parity import ParityReport, attach_replica, pad_fixed, parity_batch
+from robustcheck.randomized_oracle import ORACLE_DRAWS, majority_votes, vote_labels
+from robustcheck.replica.expectation import EOT_DRAWS, expected_output
+from robustcheck.replica.gradient_rules import MODES, ReplicaMode
 
 __all__ = ["DEFAULT_INPUT_RANGE", "DEFAULT_MAX_BYTES", "InputSpec", "Layout", "Model", "OutputKind", "OutputSpec",
            "ParityReport", "describe", "load_model"]
@@ -90,6 +95,16 @@ class Model:
     parity: ParityReport | None
     warnings: list[str]
     batch_size: int = 256
+    #: Samples per onnxruntime call when the graph couples the samples of a batch (graph_traits.py).
+    oracle_batch: int | None = None
+    #: onnxruntime gives different outputs for the same input (random operators): judged by votes.
+    randomized: bool = False
+    #: Replica forward passes averaged per gradient (EOT) in adaptive mode, for a randomized model.
+    eot_draws: int = EOT_DRAWS
+    #: onnxruntime calls per majority vote (more for borderline votes), for a randomized model.
+    oracle_draws: int = ORACLE_DRAWS
+    #: The replica's backward rules: "adaptive" (surrogates, EOT) where the graph needs them.
+    gradient_mode: ReplicaMode = "exact"
 
     @property
     def name(self) -> str:
@@ -115,7 +130,7 @@ class Model:
         """
         x = self._check_batch(x)
         spec = self.input_spec
-        step = spec.fixed_batch or self.batch_size
+        step = spec.fixed_batch or self.oracle_batch or self.batch_size
         outs = []
         for start in range(0, len(x), step):
             chunk = x[start:start + step]
@@ -138,12 +153,19 @@ class Model:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Oracle labels (N,) as int64: the only judge of what the model predicts.
 
-        -1 (no class) for an input that is not finite itself; see `oracle_logits`.
+        -1 (no class) for an input that is not finite itself; see `oracle_logits`. A randomized
+        model's label is its majority vote over repeated calls (robustcheck/randomized_oracle.py).
         """
+        if self.randomized:
+            return vote_labels(self.oracle_votes(x))
         logits = self.oracle_logits(x)
         labels = logits.argmax(axis=1).astype(np.int64)
         labels[~np.isfinite(logits).all(axis=1)] = -1
         return labels
+
+    def oracle_votes(self, x: np.ndarray) -> np.ndarray:
+        """(N, classes) label counts over repeated onnxruntime calls (more calls for borderline rows)."""
+        return majority_votes(self.oracle_logits, x, self.num_classes, self.oracle_draws)
 
     def in_box(self, x: np.ndarray, tol: float = 0.0) -> np.ndarray:
         """Per-sample: every value finite and inside the input range."""
@@ -157,10 +179,40 @@ class Model:
             raise ReplicaUnavailable(f"{self.path.name}: no differentiable replica ({self.replica_reason})")
         return self.replica
 
+    @property
+    def has_adaptive_gradients(self) -> bool:
+        """Whether the adaptive mode differs from the exact one (surrogate rules or random operators)."""
+        replica = self.replica
+        return replica is not None and bool(getattr(replica, "adaptive_ops", None) or self.randomized)
+
+    @contextmanager
+    def gradients(self, mode: ReplicaMode) -> Iterator[Model]:
+        """Run the replica in `mode` ("exact" or "adaptive") inside the block, then restore the mode."""
+        if mode not in MODES:
+            raise ValueError(f"gradient mode must be one of {', '.join(MODES)}, got {mode!r}")
+        before = self.gradient_mode
+        self.set_gradient_mode(mode)
+        try:
+            yield self
+        finally:
+            self.set_gradient_mode(before)
+
+    def set_gradient_mode(self, mode: ReplicaMode) -> None:
+        self.gradient_mode = mode
+        if self.replica is not None and hasattr(self.replica, "mode"):
+            self.replica.mode = mode
+
     def torch_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Differentiable logits from the replica for a torch batch in the model's layout."""
+        """Differentiable logits from the replica for a torch batch in the model's layout.
+
+        In adaptive mode a randomized model's logits are the mean over `eot_draws` replica
+        passes (EOT, replica/expectation.py); in exact mode one pass, one draw.
+        """
         replica = self.require_replica()
-        out = replica(x.to(self._torch_dtype))
+        if self.randomized and self.gradient_mode == "adaptive" and self.eot_draws > 1:
+            out = expected_output(replica, x.to(self._torch_dtype), self.eot_draws)
+        else:
+            out = replica(x.to(self._torch_dtype))
         out = out.reshape(out.shape[0], -1).float()
         if self.output_spec.kind == "log-probabilities":
             out = torch.log(torch.clamp(out, min=torch.finfo(torch.float32).tiny))
@@ -256,8 +308,9 @@ def load_model(
     model = Model(
         path=path, sha256=sha256(path), input_spec=input_spec, output_spec=output_spec, session=session,
         replica=None, replica_reason="not built", nondifferentiable_ops=(), parity=None,
-        warnings=list(raw_warnings),
+        warnings=list(raw_warnings), oracle_batch=1 if batch_coupling_operators(proto) else None,
     )
+    model.randomized = bool(random_operators(proto)) or _varies(session, out_name, input_spec.name, probe_input, probe)
     if output_spec.kind != "logits":
         model.warnings.append(output_spec.note)
     if build_gradients:
@@ -319,6 +372,12 @@ def _check_range(input_range: tuple[float, float] | None, label: str) -> tuple[f
     return (lo, hi)
 
 
+def _varies(session: InferenceSession, output: str, input_name: str, x: np.ndarray, first: np.ndarray) -> bool:
+    """Whether a second onnxruntime call on the same inputs gives different scores."""
+    (again,) = session.run([output], {input_name: x})
+    return not np.array_equal(np.asarray(again), first, equal_nan=True)
+
+
 def _looks_like_probabilities(out: np.ndarray) -> bool:
     rows = out.reshape(len(out), -1).astype(np.float64)
     return bool(len(rows)) and rows.min() >= 0.0 and rows.max() <= 1.0 and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3)
@@ -338,6 +397,9 @@ def describe(model: Model) -> dict[str, Any]:
         "replica": None if model.replica is None else "torch",
         "replica_reason": model.replica_reason,
         "nondifferentiable_ops": list(model.nondifferentiable_ops),
+        "gradient_mode": model.gradient_mode,
+        "randomized": model.randomized,
+        "adaptive_ops": list(getattr(model.replica, "adaptive_ops", [])),
         "parity": None if model.parity is None else model.parity.__dict__,
         "warnings": list(model.warnings),
     }
