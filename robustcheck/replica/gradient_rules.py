@@ -20,7 +20,7 @@ for every finite x), so the value is the exact one while autograd sees g. Surrog
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -48,12 +48,13 @@ def rounded(x: Tensor, adaptive: bool) -> Tensor:
     return straight_through(torch.round(x), x) if adaptive else torch.round(x)
 
 
-def saturated(v: Tensor, low: float, high: float, adaptive: bool) -> Tensor:
-    """round(v) clamped to [low, high]: the quantiser's integer; clipped straight-through in adaptive mode."""
+def saturated(v: Tensor, low: Any, high: Any, adaptive: bool, clip: bool = True) -> Tensor:
+    """round(v) clamped to [low, high]: the quantiser's integer; clipped straight-through in
+    adaptive mode (`clip=False`: plain straight-through, for a range that holds v by construction)."""
     exact = torch.clamp(torch.round(v), low, high)
     if not adaptive:
         return exact
-    return straight_through(exact, torch.clamp(v, low, high))
+    return straight_through(exact, torch.clamp(v, low, high) if clip else v)
 
 
 def threshold_width(other: Tensor | None) -> float:

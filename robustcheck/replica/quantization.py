@@ -69,13 +69,13 @@ def integers(x: Any, dtype: torch.dtype = torch.float32) -> Tensor:
 
 
 def quantize(x: Tensor, scale: Tensor, zero_point: Any, axis: int, adaptive: bool,
-             default: torch.dtype = torch.uint8) -> Tensor:
-    """ONNX QuantizeLinear with onnxruntime's arithmetic; float-held integers out."""
+             default: torch.dtype = torch.uint8, clip: bool = True) -> Tensor:
+    """ONNX QuantizeLinear with onnxruntime's arithmetic; float-held integers out (`clip`: see `saturated`)."""
     low, high = integer_range(zero_point, default)
     x32 = x.float()
     s = along_axis(as_tensor(scale).detach().float(), x.dim(), axis)
     zp = along_axis(zero_point_value(zero_point, x32), x.dim(), axis)
-    return saturated(x32 / s, low - zp, high - zp, adaptive) + zp
+    return saturated(x32 / s, low - zp, high - zp, adaptive, clip) + zp
 
 
 def dequantize(x: Any, scale: Tensor, zero_point: Any, axis: int) -> Tensor:

@@ -90,7 +90,8 @@ def _dynamic_quantize(adaptive: bool) -> OpFn:
         high = torch.clamp(source.amax(), min=0.0)
         scale = torch.where(high == low, torch.ones_like(high), (high - low) / 255.0)
         zero_point = torch.round(torch.clamp(0.0 - low.detach() / scale.detach(), 0.0, 255.0)).to(torch.uint8)
-        return [quantize(x, scale, zero_point, 1, adaptive), scale, zero_point]
+        # The range spans every value by construction: no clipping of the straight-through gradient.
+        return [quantize(x, scale, zero_point, 1, adaptive, clip=False), scale, zero_point]
 
     return impl
 
