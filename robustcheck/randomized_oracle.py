@@ -8,6 +8,12 @@ and an input is adversarial when the vote is another class (untargeted) or the t
 standard deviations of a fair coin (|n1 - n2| <= 2·sqrt(n1 + n2)) another ORACLE_DRAWS calls
 are added, up to BORDERLINE_ROUNDS times, so a borderline decision rests on up to 4 × 32 calls.
 Exact ties go to the lower class index (numpy's argmax).
+
+Attack candidates on a randomized model sit on the replica's expected decision boundary (EOT),
+where the vote is a coin flip. A candidate the vote rejects is pushed further along its own
+perturbation, x + f·(x' - x) for f in OVERSHOOT (clipped to the input box, and still held to ε
+by the attack's own check), and the first stretch the vote accepts is kept; its distances are
+measured where it ends up.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
+#: Stretches of a rejected candidate's perturbation tried on a randomized model.
+OVERSHOOT = (1.05, 1.1, 1.2, 1.4)
 
 #: onnxruntime calls per vote, and extra rounds of as many calls for borderline votes.
 ORACLE_DRAWS = 32
@@ -61,3 +70,26 @@ def vote_labels(counts: np.ndarray) -> np.ndarray:
     labels = counts.argmax(axis=1).astype(np.int64)
     labels[counts.sum(axis=1) == 0] = -1
     return labels
+
+
+Judge = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def overshoot(x: np.ndarray, x_cand: np.ndarray, labels: np.ndarray, ok: np.ndarray, box: tuple[float, float],
+              judge: Judge) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stretch rejected, moved candidates along their perturbation until `judge` accepts them.
+
+    `judge(rows, candidates)` returns (labels, accepted) for those rows. Returns the candidates,
+    their labels and the accepted rows, updated where a stretch was accepted.
+    """
+    x_cand, labels, ok = x_cand.copy(), labels.copy(), ok.copy()
+    moved = np.abs(x_cand - x).reshape(len(x), -1).max(axis=1) > 0 if len(x) else np.zeros(0, bool)
+    for factor in OVERSHOOT:
+        rows = np.flatnonzero(~ok & moved)
+        if not len(rows):
+            break
+        stretched = np.clip(x[rows] + factor * (x_cand[rows] - x[rows]), *box).astype(x_cand.dtype)
+        found, accepted = judge(rows, stretched)
+        won = rows[accepted]
+        x_cand[won], labels[won], ok[won] = stretched[accepted], found[accepted], True
+    return x_cand, labels, ok
