@@ -1,6 +1,6 @@
 """Adaptive attacks on twins of the shipped baseline (issue 14's goals), side by side.
 
-    python benchmarks/twins.py [--samples 100] [--profile ci] [--models ...] [--noise-cw] [--out FILE]
+    python benchmarks/twins.py [--samples 100] [--profile ci] [--models ...] [--noise-cw] [--threads 2] [--out FILE]
 
 Builds the twins of tests/twins.py (rounded, 3-bit, thermometer and noise-injected inputs;
 static int8 QDQ and QLinear, dynamic uint8; a batch-1 export) and attacks each with the
@@ -140,8 +140,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--noise-cw", action="store_true", help="also C&W-L2 with EOT on the noise twin (slow)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "twins.md"))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a loaded machine)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     from robustcheck.data import load_dataset
     from robustcheck.model import load_model
     from twins import build_twins

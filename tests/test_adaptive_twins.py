@@ -18,7 +18,7 @@ from twins import build_twins
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = 8
 #: A reduced C&W-L2 budget that still reaches every sample of the float baseline.
-CW = {"binary_search_steps": 3, "max_iterations": 150, "initial_const": 1.0}
+CW = {"binary_search_steps": 3, "max_iterations": 300, "initial_const": 1.0, "learning_rate": 0.02}
 
 
 @pytest.fixture(scope="session")

@@ -37,8 +37,12 @@ SIGN_WIDTH = 0.5
 
 
 def straight_through(exact: Tensor, surrogate: Tensor) -> Tensor:
-    """`exact`'s value with `surrogate`'s gradient (`exact` itself when nothing needs a gradient)."""
-    if not surrogate.requires_grad:
+    """`exact`'s value with `surrogate`'s gradient (`exact` itself where gradients are off).
+
+    Grad mode, not `requires_grad`, decides: inside torch.func.vmap (per-sample graphs) tensors
+    report requires_grad False although autograd tracks them.
+    """
+    if not torch.is_grad_enabled():
         return exact
     return exact.detach().to(surrogate.dtype) + (surrogate - surrogate.detach())
 
@@ -58,8 +62,8 @@ def saturated(v: Tensor, low: Any, high: Any, adaptive: bool, clip: bool = True)
 
 
 def threshold_width(other: Tensor | None) -> float:
-    """The surrogate width of a comparison against `other` (see the module docstring)."""
-    if other is not None and not other.requires_grad and other.numel() > 1 and other.is_floating_point():
+    """The surrogate width of a comparison against the constant `other` (see the module docstring)."""
+    if other is not None and other.numel() > 1 and other.is_floating_point():
         values = torch.unique(other.detach().flatten())
         if len(values) > 1:
             gaps = values[1:] - values[:-1]

@@ -112,7 +112,8 @@ class OnnxReplica(torch.nn.Module):
         adaptive_steps: list[_Step] = []
         for index, (node, entry) in enumerate(zip(graph.node, entries)):
             inputs, outputs = tuple(node.input), tuple(node.output)
-            ctx = NodeContext(node.op_type, {}, imports.get(entry.key.domain, 0), node.name, len(outputs), index)
+            ctx = NodeContext(node.op_type, {}, imports.get(entry.key.domain, 0), node.name, len(outputs), index,
+                              tuple(bool(i) and i in constants for i in inputs))
             try:
                 if node.attribute:
                     ctx.attrs = node_attributes(node)

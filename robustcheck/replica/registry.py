@@ -33,6 +33,8 @@ class NodeContext:
     name: str
     num_outputs: int
     index: int = 0
+    #: Per input: whether it is a constant of the graph (an initializer or a folded value).
+    constant_inputs: tuple[bool, ...] = ()
 
     def attr(self, key: str, default: Any = None) -> Any:
         return self.attrs.get(key, default)

@@ -18,16 +18,17 @@ Tensor = torch.Tensor
 def _smooth(fn: Callable[[Tensor, Tensor], Tensor], sign: int) -> OpFn:
     """The comparison with a sigmoid surrogate gradient (sign +1: a > b steps up in a; -1: a < b).
 
-    Where neither side needs a gradient the result is the exact bool; where one does, it is the
-    0/1 result as a float tensor (Cast, Where, Not, And and Or accept it as ONNX's bool).
+    With gradients off the result is the exact bool; with them on, the 0/1 result as a float
+    tensor (Cast, Where, Not, And and Or accept it as ONNX's bool).
     """
 
     def impl(ctx: NodeContext, a: list[Any]) -> list[Any]:
         x, y = tensor_pair(a[0], a[1])
         exact = fn(x, y)
-        if not (x.requires_grad or y.requires_grad) or not (x.is_floating_point() or y.is_floating_point()):
+        if not torch.is_grad_enabled() or not (x.is_floating_point() or y.is_floating_point()):
             return [exact]
-        width = threshold_width(y if not y.requires_grad else x if not x.requires_grad else None)
+        constant = ctx.constant_inputs or (False, False)
+        width = threshold_width(y if constant[1] else x if constant[0] else None)
         return [smooth_step(exact, sign * (x - y), width)]
 
     return impl

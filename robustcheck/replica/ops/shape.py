@@ -241,10 +241,10 @@ def _constant(ctx: NodeContext, a: list[Any]) -> list[Any]:
 
 
 def _cast_straight_through(ctx: NodeContext, a: list[Any]) -> list[Any]:
-    """Cast with an identity gradient where a float tensor needing one becomes integers: the
-    truncated values stay a float tensor (the replica's integers), so the gradient can pass."""
+    """Cast with an identity gradient where a float tensor becomes integers (with gradients on):
+    the truncated values stay a float tensor (the replica's integers), so the gradient can pass."""
     x, dtype = as_tensor(a[0]), torch_dtype(ctx.attr("to"))
-    if x.requires_grad and x.is_floating_point() and not dtype.is_floating_point and dtype != torch.bool:
+    if torch.is_grad_enabled() and x.is_floating_point() and not dtype.is_floating_point and dtype != torch.bool:
         return [straight_through(x.to(dtype).to(x.dtype), x)]
     return [x.to(dtype)]
 
