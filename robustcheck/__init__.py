@@ -25,7 +25,7 @@ _LAZY = {
     "robust_accuracy": "robustcheck.properties",
     "RobustnessViolation": "robustcheck.properties",
     "diagnose": "robustcheck.diagnostics",
-    "Finding": "robustcheck.diagnostics",
+    "Finding": "robustcheck.record",
     "attacks": "robustcheck.attacks",
     "strategies": "robustcheck.strategies",
 }

@@ -8,8 +8,9 @@ determines it, so items of the same model share work and a replay is determinist
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,13 @@ from robustcheck.attacks import ATTACKS, Attack, AttackResult
 from robustcheck.config import ATTACK_LABELS, BOUNDED, Check, ModelConfig
 from robustcheck.data import Dataset, load_dataset
 from robustcheck.errors import DataError
-from robustcheck.model import Model, describe, load_model
+from robustcheck.model import Model, load_model
+from robustcheck.paths import safe_name, write_atomic
 from robustcheck.profiles import Profile
-from robustcheck.properties import ViolationDetail, confidences, violation_detail
-from robustcheck.record import AttackRecord, Counterexample, CurvePoint, Distortion
+from robustcheck.properties import counterexample
+from robustcheck.record import (
+    AttackRecord, Counterexample, CurvePoint, Distortion, InputInfo, ModelSpec, OutputInfo, ParityInfo,
+)
 
 CURVE_POINTS = 25
 MAX_COUNTEREXAMPLES_SAVED = 8
@@ -43,7 +47,6 @@ class ModelRun:
     seed: int
     report_dir: Path
     _cache: dict[tuple[Any, ...], AttackResult] = field(default_factory=dict, repr=False)
-    _findings: list[Any] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -181,43 +184,54 @@ class ModelRun:
         correct = int(self.eval_correct.sum())
         return [CurvePoint(float(e), (correct - int((finite <= e).sum())) / n) for e in grid]
 
-    def save_counterexample(self, result: AttackResult, i: int, attack: str, detail: ViolationDetail,
+    @property
+    def counterexample_dir(self) -> Path:
+        return self.report_dir / "counterexamples" / safe_name(self.name)
+
+    def clear_counterexamples(self) -> None:
+        """Remove the files an earlier run saved for this model: the folder then holds this run's only."""
+        folder = self.counterexample_dir
+        if folder.is_dir():
+            for old in folder.iterdir():
+                if old.is_file() and old.suffix in (".npz", ".png"):
+                    old.unlink()
+
+    def describe_sample(self, result: AttackResult, i: int, label: str, prop: str, epsilon: float | None,
+                        sample_index: int | None = None) -> Counterexample:
+        """Row `i` of `result` as a Counterexample; `sample_index` is its pool row (default `i`)."""
+        pool_row = i if sample_index is None else sample_index
+        return counterexample(self.model, result, i, property=prop, attack=label, epsilon=epsilon,
+                              sample_index=pool_row, dataset_index=int(self.pool.index[pool_row]))
+
+    def save_counterexample(self, result: AttackResult, i: int, found: Counterexample,
                             reproduce: str) -> Counterexample:
-        """Write sample `i` of `result` as .npz and .png under the report directory."""
-        folder = self.report_dir / "counterexamples" / self.name
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{_safe(detail.property)}-sample{detail.sample_index}"
+        """Write row `i` of `result` as .npz and .png (atomically) and return `found` with their paths."""
+        folder = self.counterexample_dir
+        stem = f"{safe_name(found.property)}-sample{found.sample_index}"
         npz = folder / f"{stem}.npz"
         spec = self.model.input_spec
-        np.savez_compressed(npz, x=result.x[i], x_adv=result.x_adv[i], y=result.y[i], adv_label=result.adv_labels[i],
-                            layout=str(spec.layout), input_range=np.array(spec.input_range))
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, x=result.x[i], x_adv=result.x_adv[i], y=result.y[i],
+                            adv_label=result.adv_labels[i], layout=str(spec.layout),
+                            input_range=np.array(spec.input_range))
+        write_atomic(npz, buffer.getvalue())
         png = folder / f"{stem}.png"
         from robustcheck.report.images import write_counterexample_png
 
         write_counterexample_png(png, result.x[i], result.x_adv[i], spec.layout, spec.input_range)
-        return Counterexample(
-            model=self.name, property=detail.property, attack=attack, norm=result.norm,
-            sample_index=detail.sample_index, dataset_index=int(self.pool.index[detail.sample_index]),
-            true_label=detail.true_label, adv_label=detail.adv_label, target=detail.target,
-            confidence_true=detail.confidence_true, confidence_adv=detail.confidence_adv, distances=detail.distances,
-            epsilon=detail.epsilon, npz=str(npz), png=str(png), reproduce=reproduce,
-        )
+        return replace(found, npz=str(npz), png=str(png), reproduce=reproduce)
 
     def counterexamples(self, attack: str, prop: str, epsilon: float | None, result: AttackResult, reproduce: str,
                         limit: int = MAX_COUNTEREXAMPLES_SAVED) -> list[Counterexample]:
         """The smallest-distortion verified adversarial examples of a pool run (within ε when given), saved."""
         hits = np.flatnonzero(result.success if epsilon is None else result.within(epsilon))
         order = hits[np.argsort(result.distances[result.norm][hits], kind="stable")][:limit]
-        return [self.save_counterexample(result, int(i), attack,
-                                         violation_detail(self.model, result, int(i), property=prop, epsilon=epsilon),
+        return [self.save_counterexample(result, int(i), self.describe_sample(result, int(i), attack, prop, epsilon),
                                          reproduce)
                 for i in order]
 
-    def spec(self) -> dict[str, Any]:
-        return describe(self.model)
-
-    def adversarial_confidence(self, x_adv: np.ndarray) -> np.ndarray:
-        return confidences(self.model, x_adv)
+    def spec(self) -> ModelSpec:
+        return model_spec(self.model)
 
 
 def _slice(result: AttackResult, i: int) -> AttackResult:
@@ -243,5 +257,20 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in text)
+def model_spec(model: Model) -> ModelSpec:
+    """The record's typed view of a loaded model's input, output, replica and parity."""
+    spec = model.input_spec
+    parity = model.parity
+    return ModelSpec(
+        input=InputInfo(name=spec.name, shape=["N" if d is None else d for d in spec.shape], dtype=spec.dtype,
+                        layout=spec.layout, range=[float(v) for v in spec.input_range], fixed_batch=spec.fixed_batch),
+        output=OutputInfo(name=model.output_spec.name, kind=model.output_spec.kind, classes=model.num_classes,
+                          cut_node=model.output_spec.cut_node),
+        replica=None if model.replica is None else "torch", replica_reason=model.replica_reason,
+        nondifferentiable_ops=list(model.nondifferentiable_ops),
+        parity=None if parity is None else ParityInfo(
+            samples=int(parity.samples), source=str(parity.source), max_abs_diff=float(parity.max_abs_diff),
+            max_rel_diff=float(parity.max_rel_diff), argmax_agreement=float(parity.argmax_agreement),
+            passed=bool(parity.passed)),
+        warnings=list(model.warnings),
+    )

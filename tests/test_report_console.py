@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 
@@ -45,7 +46,7 @@ def test_plain_summary_has_the_figures_and_no_escape_codes(clean_env, record):
                  "2 errors", "1 warning", "vanishing-softmax-gradients", "HTML report: reports/robustcheck.html",
                  "JSON record: reports/robustcheck.json", "1 regression", "87.5% → 79.7%"):
         assert text in out, text
-    base = next(i for i in record.models[0].items if i.name == "robust-accuracy[cw-l2@1]").figures["robust_accuracy"]
+    base = next(i for i in record.models[0].items if i.name == "robust-accuracy[cw-l2@1]").figures.robust_accuracy
     assert f"{base:.1%}" in out  # robust accuracy read from the item's figures
     assert "1.23" in out  # the median distortion of cw-l2 on the baseline
     assert re.search(r"^-{20,}", out, re.M)  # plain ASCII header rule, no box drawing
@@ -139,8 +140,8 @@ def test_many_robust_figures_share_one_column(clean_env, tmp_path):
         for i in list(m.items):
             if i.kind == "robust-accuracy":
                 for eps in (0.5, 2.0):
-                    m.items.append(type(i)(**{**i.__dict__, "name": f"{i.name}-{eps}",
-                                              "figures": {**i.figures, "epsilon": eps}}))
+                    m.items.append(dataclasses.replace(i, name=f"{i.name}-{eps}",
+                                                       figures=dataclasses.replace(i.figures, epsilon=eps)))
     out = _render(record, io.StringIO(), color=False, width=120)
     assert "robust accuracy" in out and "cw-l2 L2 ε=0.5:" in out
     assert max(len(line) for line in out.splitlines()) <= 120

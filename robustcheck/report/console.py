@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 #: Above this many robust-accuracy figures, they share one column instead of one column each.
 MAX_ROBUST_COLUMNS = 3
 
-VERDICT_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold red reverse", "skipped": "yellow"}
+VERDICT_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold red reverse", "skipped": "yellow",
+                 "interrupted": "bold yellow reverse", "incomplete": "bold yellow reverse"}
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
@@ -176,8 +177,11 @@ def render_summary(record: RunRecord, *, console: Console, html_path: Any = None
                 what = f"{fmt_num(d.baseline)} → {fmt_num(d.current)}"
             note = f"; {d.note}" if d.note else ""
             console.print(Text(f"  {d.model} {d.metric}: {what}{note}"))
-    if record.run.interrupted:
+    if record.verdict == "interrupted":
         console.print(Text("run interrupted: the figures above are partial", style="bold yellow"))
+    elif record.verdict == "incomplete":
+        console.print(Text(f"run incomplete: {record.items_recorded} of {record.run.items_collected} checks recorded; "
+                           "the figures above are partial", style="bold yellow"))
     if html_path is not None:
         line = Text("HTML report: ", style="bold")
         line.append(display_path(html_path))

@@ -111,7 +111,7 @@ def write_counterexample_png(path: str | os.PathLike[str], x: Any, x_adv: Any, l
     """One PNG beside the `.npz`: original | amplified perturbation | adversarial."""
     from PIL import Image
 
-    from robustcheck.record import write_atomic
+    from robustcheck.paths import write_atomic
 
     pics = counterexample_pictures(x, x_adv, layout, input_range)
     panels = [Image.open(io.BytesIO(p)).convert("RGB") for p in (pics.original, pics.perturbation, pics.adversarial)]
