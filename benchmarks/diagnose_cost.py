@@ -46,7 +46,7 @@ def control_models(folder: Path) -> dict[str, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", default="ci", choices=["smoke", "ci", "thorough"],
-                        help="whose profile's diagnostics budget")
+                        help="the profile whose diagnostics budget to use")
     parser.add_argument("--controls", action="store_true", help="also diagnose the tests' masking controls")
     args = parser.parse_args()
     torch.set_num_threads(2)

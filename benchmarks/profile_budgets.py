@@ -30,6 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     from attack_table import shipped_pools, timed_cell
+
     from robustcheck.attacks import ATTACKS as CLASSES
     from robustcheck.profiles import PROFILES
 

@@ -111,7 +111,8 @@ class ModelConfig:
         """Plain data for records and reports."""
         return {
             "dataset": None if self.dataset is None else {
-                "path": str(self.dataset.path), "labels": None if self.dataset.labels is None else str(self.dataset.labels),
+                "path": str(self.dataset.path),
+                "labels": None if self.dataset.labels is None else str(self.dataset.labels),
                 "scale": self.dataset.scale},
             "input_range": None if self.input_range is None else list(self.input_range),
             "layout": self.layout, "output": self.output, "samples": self.samples,
@@ -169,11 +170,12 @@ def load_suite_config(files: list[Path]) -> SuiteConfig:
         data = _read_toml(path)
         if path.name == "pyproject.toml":
             tool = data.get("tool")
-            data = tool.get("robustcheck") if isinstance(tool, dict) else None
-            if data is None:
+            section = tool.get("robustcheck") if isinstance(tool, dict) else None
+            if section is None:
                 continue
-            if not isinstance(data, dict):
+            if not isinstance(section, dict):
                 raise ConfigError(f"{path}: 'tool.robustcheck' must be a table")
+            data = section
             where = "[tool.robustcheck]"
         else:
             where = ""
@@ -192,7 +194,7 @@ def load_suite_config(files: list[Path]) -> SuiteConfig:
     suite = SuiteConfig(defaults, tuple(models), tuple(used))
     # Resolve every section now so that errors surface before anything runs.
     _to_model_config(dict(defaults))
-    for pattern, section in models:
+    for _pattern, section in models:
         _to_model_config({**defaults, **section})
     return suite
 
@@ -301,7 +303,8 @@ def _check(path: Path, where: str, value: Any) -> Check:
         raise ConfigError(f"{path}: '{where}' must be a table")
     unknown = set(value) - _CHECK_KEYS
     if unknown:
-        raise ConfigError(f"{path}: unknown key '{where}.{sorted(unknown)[0]}' (known: {', '.join(sorted(_CHECK_KEYS))})")
+        raise ConfigError(f"{path}: unknown key '{where}.{sorted(unknown)[0]}' "
+                          f"(known: {', '.join(sorted(_CHECK_KEYS))})")
     kind = value.get("type")
     if kind not in CHECK_TYPES:
         raise ConfigError(f"{path}: '{where}.type' must be one of {', '.join(CHECK_TYPES)}, got {kind!r}")

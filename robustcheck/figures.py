@@ -10,7 +10,7 @@ entry (tests/test_report_json.py checks that they agree). Import-light.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 
 @dataclass
@@ -78,9 +78,9 @@ class BaselineFigures:
     regressions: int = 0
 
 
-Figures = Union[
-    CleanAccuracyFigures, RobustAccuracyFigures, RobustPropertyFigures, GradientMaskingFigures, BaselineFigures
-]
+Figures = (
+    CleanAccuracyFigures | RobustAccuracyFigures | RobustPropertyFigures | GradientMaskingFigures | BaselineFigures
+)
 
 #: Item kind → its figures class (the one table; items and JSON readers use it).
 FIGURES: dict[str, type] = {

@@ -25,13 +25,24 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from robustcheck.config import Check
 from robustcheck.errors import ClaimFailure, ConfigError, RobustcheckError, RobustcheckWarning
 from robustcheck.figures import (
-    BaselineFigures, CleanAccuracyFigures, Figures, GradientMaskingFigures, RobustAccuracyFigures,
+    BaselineFigures,
+    CleanAccuracyFigures,
+    Figures,
+    GradientMaskingFigures,
+    RobustAccuracyFigures,
     RobustPropertyFigures,
 )
 from robustcheck.model_run import ModelRun, stable_seed
 from robustcheck.properties import RobustnessViolation
 from robustcheck.record import (
-    AttackRecord, BaselineDelta, Counterexample, Finding, ItemOutcome, ItemRecord, ModelInfo, Verdict,
+    AttackRecord,
+    BaselineDelta,
+    Counterexample,
+    Finding,
+    ItemOutcome,
+    ItemRecord,
+    ModelInfo,
+    Verdict,
 )
 from robustcheck.store import StoredExample
 
@@ -153,20 +164,21 @@ class RobustcheckItem(pytest.Item):
         elif isinstance(exc, RobustcheckError):
             info = replace(info, error=message)
         ev = self.evaluation
-        item = ItemRecord(nodeid=self.claim_nodeid, model=self.path.stem, kind=self.kind, name=self.name, verdict=verdict,
-                          message=message, figures=None if ev is None else ev.figures, duration_s=self.duration_s)
+        item = ItemRecord(nodeid=self.claim_nodeid, model=self.path.stem, kind=self.kind, name=self.name,
+                          verdict=verdict, message=message, figures=None if ev is None else ev.figures,
+                          duration_s=self.duration_s)
         if ev is None:
             return ItemOutcome(item=item, model=info)
         return ItemOutcome(item=item, model=info, attacks=ev.attacks, counterexamples=ev.counterexamples,
                            findings=ev.findings, baseline=ev.baseline)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         exc = excinfo.value
         if isinstance(exc, (RobustcheckError, ClaimFailure)):
             return str(exc)
         config = self.config
         if config.getoption("verbose") > 0 or config.getoption("tbstyle", "auto") == "long":
-            return str(super().repr_failure(excinfo, style=style))  # type: ignore[arg-type]
+            return str(super().repr_failure(excinfo, style=style))
         return internal_error_line(exc)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
@@ -265,7 +277,7 @@ class PropertyItem(RobustcheckItem):
                 replayed += 1
         # Hypothesis's pytest plugin only knows test functions: give each model × property its
         # own database key and seed, so replays and shrinking never mix between items.
-        inner = getattr(test, "hypothesis").inner_test
+        inner = test.hypothesis.inner_test  # type: ignore[attr-defined]
         inner._hypothesis_internal_add_digest = f"robustcheck:{run.name}:{check.id}".encode()
         test = seed(stable_seed(rc.seed, run.name, check.id))(test)
         test = settings(
@@ -273,19 +285,22 @@ class PropertyItem(RobustcheckItem):
             suppress_health_check=list(HealthCheck), report_multiple_bugs=False, print_blob=False,
             phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         )(test)
-        claim = dict(attack=check.attack, norm=check.norm, epsilon=check.epsilon, targeted=check.targeted,
-                     pool=len(pool), max_examples=rc.profile.examples, replayed=replayed,
-                     store_warnings=stored.skipped)
+        failed: _Found | None = None
         try:
             test()
         except _Found as found:
-            return self._fail(run, check, found, claim, int(calls["examples"] or 0), calls["first_failure_at"])
+            failed = found
+        searched = RobustPropertyFigures(
+            attack=check.attack, norm=check.norm, epsilon=check.epsilon, targeted=check.targeted, pool=len(pool),
+            max_examples=rc.profile.examples, examples=int(calls["examples"] or 0), replayed=replayed,
+            first_failure_at=calls["first_failure_at"], store_warnings=stored.skipped)
+        if failed is not None:
+            return self._fail(run, check, failed, searched)
         attacks = [] if check.targeted else [run.attack_record(check.attack, run.attack_pool(check.attack, check))]
-        figures = RobustPropertyFigures(**claim, examples=int(calls["examples"] or 0))
-        return Evaluation(figures, attacks=attacks, warnings=stored.skipped)
+        return Evaluation(searched, attacks=attacks, warnings=stored.skipped)
 
-    def _fail(self, run: ModelRun, check: Check, found: _Found, claim: dict[str, Any], examples: int,
-              first_failure_at: int | None) -> Evaluation:
+    def _fail(self, run: ModelRun, check: Check, found: _Found, searched: RobustPropertyFigures) -> Evaluation:
+        """The counterexample Hypothesis found (shrunk), saved and stored, and the smallest of the pool."""
         result = run.attack_one(check.attack, check, found.index, found.target, found.attack_seed)
         described = run.describe_sample(result, 0, check.attack, check.id, check.epsilon, sample_index=found.index)
         saved = run.save_counterexample(result, 0, described, self.reproduce())
@@ -305,15 +320,14 @@ class PropertyItem(RobustcheckItem):
                 smallest = run.describe_sample(pooled, best, check.attack, check.id, check.epsilon)
                 if best != found.index:
                     counterexamples.append(run.save_counterexample(pooled, best, smallest, self.reproduce()))
-        figures = RobustPropertyFigures(
-            **claim, examples=examples, first_failure_at=first_failure_at, sample=found.index,
-            dataset_index=saved.dataset_index, true_label=saved.true_label, adv_label=saved.adv_label,
-            distances=dict(saved.distances), counterexamples_found=count)
+        figures = replace(searched, sample=found.index, dataset_index=saved.dataset_index,
+                          true_label=saved.true_label, adv_label=saved.adv_label, distances=dict(saved.distances),
+                          counterexamples_found=count)
         files = (self.rc.relpath(Path(str(saved.npz))), self.rc.relpath(Path(str(saved.png))),
                  f"store {self.rc.relpath(stored)}")
         failure = RobustnessViolation(saved, smallest, count, saved=files)
         return Evaluation(figures, attacks=attacks, counterexamples=counterexamples, failure=failure,
-                          warnings=list(claim["store_warnings"]))
+                          warnings=list(searched.store_warnings))
 
 
 class MaskingItem(RobustcheckItem):

@@ -26,7 +26,14 @@ from robustcheck.paths import safe_name, write_atomic
 from robustcheck.profiles import Profile
 from robustcheck.properties import counterexample
 from robustcheck.record import (
-    AttackRecord, Counterexample, CurvePoint, Distortion, InputInfo, ModelSpec, OutputInfo, ParityInfo,
+    AttackRecord,
+    Counterexample,
+    CurvePoint,
+    Distortion,
+    InputInfo,
+    ModelSpec,
+    OutputInfo,
+    ParityInfo,
 )
 
 CURVE_POINTS = 25
@@ -125,7 +132,8 @@ class ModelRun:
         key = (label, json.dumps(params, sort_keys=True, default=str), "pool")
         if key not in self._cache:
             attack = self.make_attack(label, check)
-            self._cache[key] = attack.run(self.model, self.pool.x, self.pool.y, seed=stable_seed(self.seed, self.name, label))
+            self._cache[key] = attack.run(self.model, self.pool.x, self.pool.y,
+                                          seed=stable_seed(self.seed, self.name, label))
         return self._cache[key]
 
     def attack_one(self, label: str, check: Check, index: int, target: int | None, seed: int) -> AttackResult:

@@ -13,6 +13,7 @@ Figures per item kind live in `figures.py`; add a kind there (`FIGURES`).
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import os
@@ -36,7 +37,7 @@ SEVERITY_ORDER: tuple[Severity, ...] = ("error", "warning", "info")
 
 def severity_rank(severity: str) -> int:
     """Sort key: errors first, then warnings, then information (unknown last)."""
-    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)  # type: ignore[arg-type]
+    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
 
 
 def worst_verdict(verdicts: list[Verdict] | set[Verdict]) -> Verdict:
@@ -123,7 +124,7 @@ class Counterexample:
     png: str | None = None
     reproduce: str | None = None
 
-    @property
+    @builtins.property  # the field `property` shadows the builtin in this class body
     def distance(self) -> float:
         """The distance in the attack's own norm (inf when unknown)."""
         d = self.distances.get(self.norm)
@@ -145,7 +146,8 @@ class Counterexample:
         for norm, label in NORM_LABELS.items():
             if norm in self.distances:
                 value = self.distances[norm]
-                parts.append(f"{label} {value:.0f}" if norm == "l0" and math.isfinite(value) else f"{label} {value:.4g}")
+                whole = norm == "l0" and math.isfinite(value)
+                parts.append(f"{label} {value:.0f}" if whole else f"{label} {value:.4g}")
         text = "  ".join(parts)
         if with_epsilon and self.epsilon is not None:
             text += f"  (epsilon {self.epsilon:g} in {NORM_LABELS.get(self.norm, self.norm.upper())})"

@@ -25,7 +25,14 @@ from robustcheck.config import CONFIG_NAME, ModelConfig, SuiteConfig, find_confi
 from robustcheck.errors import ConfigError
 from robustcheck.profiles import PROFILES, Profile
 from robustcheck.record import (
-    ItemOutcome, ModelInfo, ModelRecord, RunInfo, RunRecord, classify_outcome, load_record, severity_rank,
+    ItemOutcome,
+    ModelInfo,
+    ModelRecord,
+    RunInfo,
+    RunRecord,
+    classify_outcome,
+    load_record,
+    severity_rank,
 )
 from robustcheck.store import CounterexampleStore
 from robustcheck.typed_data import PlainDataError
@@ -139,7 +146,7 @@ class RobustcheckSession:
         if hasattr(item, "outcome") and (call.when == "call" or (call.when == "setup" and not report.passed)):
             exc = None if call.excinfo is None else call.excinfo.value
             outcome = item.outcome(classify_outcome(report.outcome, exc), exc)
-            report.robustcheck = outcome.to_dict()  # type: ignore[attr-defined]
+            report.robustcheck = outcome.to_dict()
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -232,7 +239,8 @@ def assemble_models(outcomes: list[ItemOutcome]) -> list[ModelRecord]:
         error = next((i.error for i in infos if i.error), None)
         attacks = {(a.attack, json.dumps(a.params, sort_keys=True, default=str), a.targeted): a
                    for o in reversed(group) for a in o.attacks}
-        counterexamples = {(c.property, c.sample_index, c.attack): c for o in reversed(group) for c in o.counterexamples}
+        counterexamples = {(c.property, c.sample_index, c.attack): c
+                           for o in reversed(group) for c in o.counterexamples}
         findings = {f.id: f for o in reversed(group) for f in o.findings}
         models.append(ModelRecord(
             **{**vars(info), "error": error},

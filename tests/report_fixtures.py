@@ -18,11 +18,27 @@ from pathlib import Path
 import numpy as np
 
 from robustcheck.figures import (
-    BaselineFigures, CleanAccuracyFigures, GradientMaskingFigures, RobustAccuracyFigures, RobustPropertyFigures,
+    BaselineFigures,
+    CleanAccuracyFigures,
+    GradientMaskingFigures,
+    RobustAccuracyFigures,
+    RobustPropertyFigures,
 )
 from robustcheck.record import (
-    AttackRecord, BaselineDelta, Counterexample, CurvePoint, Distortion, Finding, InputInfo, ItemRecord,
-    ModelRecord, ModelSpec, OutputInfo, ParityInfo, RunInfo, RunRecord,
+    AttackRecord,
+    BaselineDelta,
+    Counterexample,
+    CurvePoint,
+    Distortion,
+    Finding,
+    InputInfo,
+    ItemRecord,
+    ModelRecord,
+    ModelSpec,
+    OutputInfo,
+    ParityInfo,
+    RunInfo,
+    RunRecord,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,8 +206,10 @@ def _model(name: str, idx: int, tmp_path: Path, x: np.ndarray, y: np.ndarray, *,
     pgd = _bounded(rng, correct, 0.97, 0.3)
     attacks = [
         _attack("cw-l2", "l2", {"confidence": 0.0, "learning_rate": 0.01, "binary_search_steps": 6,
-                                 "max_iterations": 500, "initial_const": 0.001, "abort_early": True}, cw, correct, wall=21.4),
-        _attack("cw-linf", "linf", {"max_iterations": 500, "learning_rate": 0.005, "tau_decrease": 0.9}, cwinf, correct, wall=33.9),
+                                 "max_iterations": 500, "initial_const": 0.001, "abort_early": True},
+                cw, correct, wall=21.4),
+        _attack("cw-linf", "linf", {"max_iterations": 500, "learning_rate": 0.005, "tau_decrease": 0.9},
+                cwinf, correct, wall=33.9),
         _attack("fgsm-linf", "linf", {"norm": "linf", "epsilon": 0.3}, fgsm, correct, epsilon=0.3, wall=0.04),
         _attack("pgd-linf", "linf", {"norm": "linf", "loss": "dlr", "epsilon": 0.3, "steps": 40, "step_size": 0.01,
                                      "restarts": 1, "random_start": True}, pgd, correct, epsilon=0.3, wall=1.9),
@@ -205,20 +223,23 @@ def _model(name: str, idx: int, tmp_path: Path, x: np.ndarray, y: np.ndarray, *,
         adv = _perturb(xi, d, rng)
         true, adv_label = int(y[i]), CONFUSION[int(y[i])]
         npz = folder / f"robust-accuracy_cw-l2_1_-sample{i}.npz"
-        np.savez_compressed(npz, x=xi, x_adv=adv, y=true, adv_label=adv_label, layout="NCHW", input_range=np.array([0.0, 1.0]))
+        np.savez_compressed(npz, x=xi, x_adv=adv, y=true, adv_label=adv_label, layout="NCHW",
+                            input_range=np.array([0.0, 1.0]))
         counterexamples.append(Counterexample(
             model=name, property="robust-accuracy[cw-l2@1]", attack="cw-l2", norm="l2", sample_index=i,
             dataset_index=8000 + i, true_label=true, adv_label=adv_label, target=None,
             confidence_true=1.0 if distilled else float(rng.uniform(0.97, 0.9999)),
             confidence_adv=1.0 if distilled else float(rng.uniform(0.5, 0.7)),
             distances=_distances(xi, adv), epsilon=1.0, npz=str(npz), png=str(npz.with_suffix(".png")),
-            reproduce=f"pytest --robustcheck 'models/{name}.onnx::robust-accuracy[cw-l2@1]' --robustcheck-profile=ci --robustcheck-seed=0"))
+            reproduce=f"pytest --robustcheck 'models/{name}.onnx::robust-accuracy[cw-l2@1]' "
+                      "--robustcheck-profile=ci --robustcheck-seed=0"))
     broken_l2 = sum(1 for d in cw if d is not None and d <= 1.0)
     broken_fgsm = sum(1 for d in fgsm if d is not None)
     masking_failed = distilled
     items = [
         ItemRecord(f"models/{name}.onnx::clean-accuracy", name, "clean-accuracy", "clean-accuracy", "passed",
-                   figures=CleanAccuracyFigures(clean_accuracy=clean, min=0.975 if distilled else 0.98, dataset_size=2000),
+                   figures=CleanAccuracyFigures(clean_accuracy=clean, min=0.975 if distilled else 0.98,
+                                                dataset_size=2000),
                    duration_s=0.41),
         ItemRecord(f"models/{name}.onnx::robust[cw-l2@0.25]", name, "robust", "robust[cw-l2@0.25]", "passed",
                    figures=RobustPropertyFigures(attack="cw-l2", norm="l2", epsilon=0.25, targeted=False, pool=correct,
@@ -226,7 +247,8 @@ def _model(name: str, idx: int, tmp_path: Path, x: np.ndarray, y: np.ndarray, *,
                    duration_s=38.2),
         ItemRecord(f"models/{name}.onnx::robust-accuracy[cw-l2@1]", name, "robust-accuracy", "robust-accuracy[cw-l2@1]",
                    "passed", figures=RobustAccuracyFigures(
-                       attack="cw-l2", norm="l2", epsilon=1.0, targeted=False, robust_accuracy=(correct - broken_l2) / EVAL,
+                       attack="cw-l2", norm="l2", epsilon=1.0, targeted=False,
+                       robust_accuracy=(correct - broken_l2) / EVAL,
                        min=0.5, samples=EVAL, broken=broken_l2, attack_success_rate=1.0,
                        median_distortion=float(np.median([d for d in cw if d is not None]))),
                    duration_s=21.9),
@@ -248,11 +270,13 @@ def _model(name: str, idx: int, tmp_path: Path, x: np.ndarray, y: np.ndarray, *,
         items.append(ItemRecord(f"models/{name}.onnx::gradient-masking", name, "gradient-masking", "gradient-masking",
                                 "failed", message=message,
                                 figures=GradientMaskingFigures(errors=2, warnings=1, policy="fail", findings=[
-                                    "vanishing-softmax-gradients", "weak-strong-attack-gap", "saturated-probabilities"]),
+                                    "vanishing-softmax-gradients", "weak-strong-attack-gap",
+                                    "saturated-probabilities"]),
                                 duration_s=6.3))
     else:
         items.append(ItemRecord(f"models/{name}.onnx::gradient-masking", name, "gradient-masking", "gradient-masking",
-                                "passed", figures=GradientMaskingFigures(errors=0, warnings=0, findings=[], policy="fail"),
+                                "passed",
+                                figures=GradientMaskingFigures(errors=0, warnings=0, findings=[], policy="fail"),
                                 duration_s=4.8))
     items.append(ItemRecord(f"models/{name}.onnx::baseline", name, "baseline", "baseline", "passed",
                             figures=BaselineFigures(in_baseline=True), duration_s=0.2))

@@ -157,7 +157,9 @@ def _toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return "nan" if value != value else ("inf" if value > 0 else "-inf") if abs(value) == float("inf") else repr(value)
+        if value != value:
+            return "nan"
+        return ("inf" if value > 0 else "-inf") if abs(value) == float("inf") else repr(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):

@@ -12,10 +12,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from toy_suite import write_suite
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+SMOKE = ("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
 
 
 def _record(pytester: pytest.Pytester) -> dict:
@@ -58,7 +60,8 @@ def test_collects_one_item_per_claim(pytester: pytest.Pytester) -> None:
         ("[defaults]\nsampels = 3\n", "unknown key 'defaults.sampels'"),
         ("[defaults]\nsamples = 'many'\n", "'defaults.samples' must be a positive integer"),
         ("[defaults]\ndataset = 'missing.npz'\n", "missing.npz, which does not exist"),
-        ("[[defaults.check]]\ntype = 'robust'\nattack = 'cw-l9'\nepsilon = 1\n", "'defaults.check[0].attack' must be one of"),
+        ("[[defaults.check]]\ntype = 'robust'\nattack = 'cw-l9'\nepsilon = 1\n",
+         "'defaults.check[0].attack' must be one of"),
         ("[defaults\n", "invalid TOML"),
         ("[[defaults.check]]\ntype = 'robust-accuracy'\nattack = 'cw-l2'\nepsilon = nan\nmin = 1.0\n",
          "'defaults.check[0].epsilon' must be a positive finite number, got nan"),
@@ -76,7 +79,7 @@ def test_config_errors_are_usage_errors(pytester: pytest.Pytester, toml: str, wo
 
 def test_passing_suite_exits_zero_and_writes_reports(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path / "models", robust_eps=1e-3, gate_eps=1e-3)
-    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*SMOKE)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     record = _record(pytester)
     assert set(_verdicts(record).values()) == {"passed"}
@@ -87,7 +90,7 @@ def test_passing_suite_exits_zero_and_writes_reports(pytester: pytest.Pytester) 
 
 def test_failing_gate_exits_one_with_a_counterexample_and_no_traceback(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path / "models", robust_eps=5.0, gate_eps=5.0, gate_min=0.5)
-    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*SMOKE)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
     assert "robust[cw-l2@5] violated: sample 0" in out  # shrunk to the first sample
@@ -120,7 +123,7 @@ def test_stored_counterexample_is_replayed_first(pytester: pytest.Pytester) -> N
 def test_broken_model_fails_its_own_items_only(pytester: pytest.Pytester) -> None:
     folder = write_suite(pytester.path / "models", models=("good",))
     (folder / "broken.onnx").write_bytes(b"\x00garbage, not a model")
-    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*SMOKE)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
     assert "INTERNALERROR" not in out and "Traceback" not in out
@@ -135,7 +138,7 @@ def test_dataset_that_does_not_fit_fails_that_model(pytester: pytest.Pytester) -
 
     folder = write_suite(pytester.path / "models")
     np.savez(folder / "data.npz", x=np.zeros((10, 5), np.float32), y=np.zeros(10, np.int64))
-    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*SMOKE)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "do not fit input" in result.stdout.str()
     assert "Traceback" not in result.stdout.str()
@@ -230,7 +233,8 @@ def test_sigint_reads_interrupted_everywhere(pytester: pytest.Pytester) -> None:
     assert data["verdict"] == "interrupted" and data["run"]["interrupted"] is True
     assert [i["verdict"] for m in data["models"] for i in m["items"]] == ["passed"]  # what finished is kept
     html = (pytester.path / "reports" / "robustcheck.html").read_text()
-    assert "robustcheck report — INTERRUPTED" in html and '<span class="badge interrupted big">INTERRUPTED</span>' in html
+    assert "robustcheck report — INTERRUPTED" in html
+    assert '<span class="badge interrupted big">INTERRUPTED</span>' in html
 
 
 def test_stopped_run_reads_incomplete(pytester: pytest.Pytester) -> None:
@@ -325,6 +329,7 @@ def test_model_stems_cannot_escape_or_collide_and_stale_files_go(pytester: pytes
     (stored,) = (pytester.path / ".robustcheck" / "counterexamples").iterdir()
     assert stored.name == saved.name
     # A later passing run of the same model leaves no counterexample file of the earlier run behind.
-    (folder / "robustcheck.toml").write_text((folder / "robustcheck.toml").read_text().replace("epsilon = 5.0", "epsilon = 0.001"))
+    config = folder / "robustcheck.toml"
+    config.write_text(config.read_text().replace("epsilon = 5.0", "epsilon = 0.001"))
     assert pytester.runpytest_subprocess(*args).ret == pytest.ExitCode.OK
     assert not any(saved.iterdir())

@@ -7,8 +7,8 @@ import io
 import re
 
 import pytest
-
 from report_fixtures import realistic_record
+
 from robustcheck.record import ModelRecord, RunRecord
 from robustcheck.report.console import make_console, progress, render_header, render_summary
 

@@ -9,13 +9,19 @@ import typing
 from pathlib import Path
 
 import pytest
-
 from report_fixtures import hostile_record, realistic_record
+
 from robustcheck import record as rec
 from robustcheck.figures import FIGURES, GradientMaskingFigures, RobustAccuracyFigures
 from robustcheck.report import write_reports
 from robustcheck.report.json_report import (
-    RecordValidationError, dumps, json_ready, load_schema, validate, validation_errors, write_json,
+    RecordValidationError,
+    dumps,
+    json_ready,
+    load_schema,
+    validate,
+    validation_errors,
+    write_json,
 )
 from robustcheck.typed_data import PlainDataError
 

@@ -193,7 +193,8 @@ def gradient_free(ctx: Context) -> Measured:
     if len(rows):
         square_success[rows] = ctx.square(rows).success
     beaten = failed & (noise.success | square_success)
-    evidence = {"epsilon_linf": ctx.eps, "gradient_failed": int(failed.sum()), "noise_success": int(noise.success.sum()),
+    evidence = {"epsilon_linf": ctx.eps, "gradient_failed": int(failed.sum()),
+                "noise_success": int(noise.success.sum()),
                 "square_success_where_gradient_failed": int(square_success.sum()), "beaten": int(beaten.sum()),
                 "samples": len(ctx.x)}
     return Measured(evidence, metrics={"beaten_fraction": float(beaten.mean())},

@@ -10,11 +10,19 @@ markup. The progress display exists only on an interactive terminal.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from robustcheck.report import (
-    ModelSummary, Summary, display_path, fmt_num, fmt_pct, fmt_seconds, norm_name, summarize,
+    ModelSummary,
+    Summary,
+    display_path,
+    fmt_num,
+    fmt_pct,
+    fmt_seconds,
+    norm_name,
+    summarize,
 )
 
 if TYPE_CHECKING:

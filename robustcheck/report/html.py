@@ -149,7 +149,7 @@ def _summary_view(summary: Summary) -> dict[str, Any]:
                 "targeted": c.targeted} for c in summary.columns]
     rows = []
     for m in summary.models:
-        cells = []
+        cells: list[dict[str, Any] | None] = []
         for col in summary.columns:
             fig = m.robust.get(col)
             if fig is None:

@@ -16,9 +16,10 @@ import base64
 import io
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 #: Displayed size (longest side, pixels) that small images are upscaled towards.
 TARGET_SIDE = 112
@@ -84,7 +85,8 @@ def counterexample_pictures(x: Any, x_adv: Any, layout: str | None,
     images = [_to_image(a) for a in (original, delta, adversarial)]
     images = [_resize(im) for im in images]
     pngs = [_png(im) for im in images]
-    return CounterexamplePictures(*pngs, amplification=amplification, width=images[0].width, height=images[0].height)
+    return CounterexamplePictures(pngs[0], pngs[1], pngs[2], amplification=amplification, width=images[0].width,
+                                  height=images[0].height)
 
 
 def pictures_from_npz(path: str | os.PathLike[str], layout: str | None = None,
