@@ -40,6 +40,11 @@ def severity_rank(severity: str) -> int:
     return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
 
 
+def is_bad(verdict: str) -> bool:
+    """A verdict that needs a look: the claim did not hold, or could not be checked."""
+    return verdict in ("failed", "error")
+
+
 def worst_verdict(verdicts: list[Verdict] | set[Verdict]) -> Verdict:
     """The worst verdict present ("skipped" when there is none)."""
     return next((v for v in VERDICT_ORDER if v in verdicts), "skipped")

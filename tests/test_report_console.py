@@ -178,3 +178,16 @@ def test_progress_on_a_terminal(clean_env):
     clean_env.setenv("CI", "true")
     ci = make_console(FakeTTY(), color=True, width=80)
     assert not ci.is_interactive  # no live display in CI logs, even on a pseudo-terminal
+
+
+def test_incomplete_and_interrupted_runs_never_read_passed(clean_env, tmp_path):
+    record = realistic_record(tmp_path)
+    record.models = record.models[:1]  # the baseline model passed every item
+    record.baseline = []
+    assert "robustcheck: PASSED" in _render(record, io.StringIO(), color=False, width=120)
+    record.run.items_collected = len(record.models[0].items) + 3
+    out = _render(record, io.StringIO(), color=False, width=120)
+    assert "robustcheck: INCOMPLETE" in out and "run incomplete: 6 of 9 checks recorded" in out
+    record.run.interrupted = True
+    out = _render(record, io.StringIO(), color=False, width=120)
+    assert "robustcheck: INTERRUPTED" in out and "PASSED —" not in out

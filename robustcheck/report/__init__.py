@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robustcheck.figures import RobustAccuracyFigures
+from robustcheck.record import SEVERITY_ORDER
 
 if TYPE_CHECKING:
     from robustcheck.record import ModelRecord, RunRecord
@@ -104,7 +105,7 @@ def summarize(record: RunRecord) -> Summary:
         for col in robust:
             if col not in columns:
                 columns.append(col)
-        findings = {s: sum(f.severity == s for f in model.findings) for s in ("error", "warning", "info")}
+        findings = {s: sum(f.severity == s for f in model.findings) for s in SEVERITY_ORDER}
         items: dict[str, int] = {}
         for item in model.items:
             items[item.verdict] = items.get(item.verdict, 0) + 1

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from robustcheck.record import is_bad
 from robustcheck.report import (
     ModelSummary,
     Summary,
@@ -316,7 +317,7 @@ def _robust_cell(m: ModelSummary, col: Any) -> Text:
     fig = m.robust.get(col)
     if fig is None:
         return Text("—", style="dim")
-    style = "red" if fig.verdict in ("failed", "error") else ""
+    style = "red" if is_bad(fig.verdict or "") else ""
     text = Text(fmt_pct(fig.value), style=style)
     if fig.minimum is not None:
         text.append(f"\nmin {fmt_pct(fig.minimum, 0)}", style="dim")
@@ -334,7 +335,7 @@ def _robust_lines(m: ModelSummary, summary: Summary) -> Text:
         if text:
             text.append("\n")
         text.append(f"{col.label}: ")
-        text.append(fmt_pct(fig.value), style="red" if fig.verdict in ("failed", "error") else "")
+        text.append(fmt_pct(fig.value), style="red" if is_bad(fig.verdict or "") else "")
     return text or Text("—", style="dim")
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robustcheck.figures import ClaimFigures
+from robustcheck.record import is_bad, severity_rank
 from robustcheck.report import Summary, fmt_num, fmt_pct, fmt_seconds, norm_name, summarize
 from robustcheck.typed_data import to_plain
 
@@ -109,7 +110,7 @@ def _attention(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append({"model": m["name"], "href": m["anchor"], "tag": "error", "label": "not tested",
                         "text": m["error"].splitlines()[0] if m["error"] else ""})
         for c in m["checks"]:
-            if c["verdict"] in ("failed", "error"):
+            if is_bad(c["verdict"]):
                 first = next((line for line in c["message"].splitlines() if line.strip()), "")
                 first = first.removeprefix(f'{m["name"]}: ')
                 out.append({"model": m["name"], "href": c["anchor"], "tag": c["verdict"], "label": c["name"],
@@ -155,7 +156,7 @@ def _summary_view(summary: Summary) -> dict[str, Any]:
             if fig is None:
                 cells.append(None)
                 continue
-            bad = fig.verdict in ("failed", "error")
+            bad = is_bad(fig.verdict or "")
             cells.append({"value": fmt_pct(fig.value), "gate": None if fig.minimum is None else fmt_pct(fig.minimum, 0),
                           "bad": bad, "from_item": fig.verdict is not None})
         total = sum(m.items.values())
@@ -202,7 +203,7 @@ def _model_view(model: ModelRecord, anchor: str, index: int, colours: dict[str, 
         except Exception as exc:  # a chart must never cost the whole report
             chart_error = f"charts could not be drawn: {type(exc).__name__}: {exc}"
     gallery, notes = _gallery(model, inp, budget, base_dir, pictures)
-    findings = sorted(model.findings, key=lambda f: ({"error": 0, "warning": 1}.get(f.severity, 2), f.id))
+    findings = sorted(model.findings, key=lambda f: (severity_rank(f.severity), f.id))
     return {
         "name": model.name,
         "anchor": anchor,
@@ -256,6 +257,7 @@ def _item_view(item: Any, anchor: str) -> dict[str, Any]:
     truncated = len(message) > MESSAGE_LIMIT
     return {
         "name": item.name, "kind": item.kind, "nodeid": item.nodeid, "verdict": item.verdict, "anchor": anchor,
+        "bad": is_bad(item.verdict),
         "duration": fmt_seconds(item.duration_s),
         "figures": [] if item.figures is None else [(k, _value(v)) for k, v in vars(item.figures).items()],
         "message": message[:MESSAGE_LIMIT] + (TRUNCATED if truncated else ""),
