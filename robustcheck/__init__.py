@@ -26,6 +26,9 @@ _LAZY = {
     "RobustnessViolation": "robustcheck.properties",
     "diagnose": "robustcheck.diagnostics",
     "Finding": "robustcheck.record",
+    "Counterexample": "robustcheck.record",
+    "RunRecord": "robustcheck.record",
+    "load_record": "robustcheck.record",
     "attacks": "robustcheck.attacks",
     "strategies": "robustcheck.strategies",
 }
