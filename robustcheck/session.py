@@ -16,7 +16,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,6 +25,7 @@ from robustcheck.config import CONFIG_NAME, ModelConfig, SuiteConfig, find_confi
 from robustcheck.errors import ConfigError
 from robustcheck.profiles import PROFILES, Profile
 from robustcheck.record import (
+    Finding,
     ItemOutcome,
     ModelInfo,
     ModelRecord,
@@ -36,6 +37,9 @@ from robustcheck.record import (
 )
 from robustcheck.store import CounterexampleStore
 from robustcheck.typed_data import PlainDataError
+
+if TYPE_CHECKING:
+    from robustcheck.model_run import ModelRun
 
 
 class RobustcheckSession:
@@ -58,8 +62,8 @@ class RobustcheckSession:
                 raise pytest.UsageError(f"{self.baseline_path}: not a robustcheck record ({exc})") from None
         self.is_worker = hasattr(config, "workerinput")
         self._suites: dict[tuple[Path, ...], SuiteConfig] = {}
-        self._runs: dict[Path, Any] = {}
-        self._findings: dict[Path, list[Any]] = {}
+        self._runs: dict[Path, ModelRun] = {}
+        self._findings: dict[Path, list[Finding]] = {}
         self.outcomes: list[ItemOutcome] = []
         #: robustcheck items collected for the run (None until known); fewer outcomes = incomplete run.
         self.items_collected: int | None = None
@@ -101,7 +105,7 @@ class RobustcheckSession:
         return self.suite_for(model_path).for_model(model_path.stem)
 
     # -- per-model state ------------------------------------------------------------------
-    def model_run(self, path: Path) -> Any:
+    def model_run(self, path: Path) -> ModelRun:
         if path not in self._runs:
             from robustcheck.model_run import ModelRun
 
@@ -110,13 +114,13 @@ class RobustcheckSession:
             self._runs[path] = run
         return self._runs[path]
 
-    def model_info(self, run: Any) -> ModelInfo:
+    def model_info(self, run: ModelRun) -> ModelInfo:
         """Everything a record says about the model itself; raises when the model cannot be loaded."""
         model = run.model
         return ModelInfo(name=run.name, file=self.relpath(run.path), sha256=model.sha256, spec=run.spec(),
                          config=run.config.to_dict(), clean_accuracy=run.clean_accuracy, samples=run.n_samples)
 
-    def findings(self, run: Any) -> list[Any]:
+    def findings(self, run: ModelRun) -> list[Finding]:
         """The diagnostics for a model, computed once per process (masking and baseline items share them)."""
         if run.path not in self._findings:
             from robustcheck.diagnostics import diagnose

@@ -105,7 +105,7 @@ def summarize(record: RunRecord) -> Summary:
         for col in robust:
             if col not in columns:
                 columns.append(col)
-        findings = {s: sum(f.severity == s for f in model.findings) for s in SEVERITY_ORDER}
+        findings: dict[str, int] = {s: sum(f.severity == s for f in model.findings) for s in SEVERITY_ORDER}
         items: dict[str, int] = {}
         for item in model.items:
             items[item.verdict] = items.get(item.verdict, 0) + 1
