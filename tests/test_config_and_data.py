@@ -203,3 +203,25 @@ def test_random_bytes_give_a_config_or_one_line(tmp_path: Path, data: bytes) -> 
         load_suite_config([path])
     except ConfigError as exc:
         assert str(exc).startswith(f"{path}:") and "\n" not in str(exc)
+
+
+def test_a_non_finite_figure_gate_or_epsilon_never_passes(tmp_path: Path) -> None:
+    from robustcheck.attacks import CarliniWagnerL2
+    from robustcheck.items import gate_met
+    from robustcheck.model import load_model
+    from robustcheck.properties import assert_robust, robust_accuracy
+    from toy_suite import write_suite
+
+    assert gate_met(0.7, 0.5, 1.0) and not gate_met(0.4, 0.5, 1.0)
+    for bad in (math.nan, math.inf, -math.inf):
+        assert not gate_met(bad, 0.5) and not gate_met(0.7, bad) and not gate_met(0.7, 0.5, bad)
+    folder = write_suite(tmp_path / "models")
+    model = load_model(folder / "toy.onnx")
+    with np.load(folder / "data.npz") as data:
+        x, y = data["x"][:4], data["y"][:4]
+    attack = CarliniWagnerL2(binary_search_steps=1, max_iterations=5)
+    for eps in (math.nan, math.inf, 0.0):
+        with pytest.raises(ValueError, match="epsilon must be a positive finite number"):
+            assert_robust(model, x, y, attack, eps)
+        with pytest.raises(ValueError, match="epsilon must be a positive finite number"):
+            robust_accuracy(model, x, y, attack, eps)
