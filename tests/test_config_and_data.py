@@ -206,11 +206,12 @@ def test_random_bytes_give_a_config_or_one_line(tmp_path: Path, data: bytes) -> 
 
 
 def test_a_non_finite_figure_gate_or_epsilon_never_passes(tmp_path: Path) -> None:
+    from toy_suite import write_suite
+
     from robustcheck.attacks import CarliniWagnerL2
     from robustcheck.items import gate_met
     from robustcheck.model import load_model
     from robustcheck.properties import assert_robust, robust_accuracy
-    from toy_suite import write_suite
 
     assert gate_met(0.7, 0.5, 1.0) and not gate_met(0.4, 0.5, 1.0)
     for bad in (math.nan, math.inf, -math.inf):
