@@ -133,7 +133,7 @@ def _error(where: str, expected: str, value: Any) -> PlainDataError:
 
 
 def to_plain(obj: Any) -> Any:
-    """A dataclass tree as plain dicts and lists (the inverse of `from_plain`).
+    """A dataclass tree as plain dicts, lists and Python scalars (the inverse of `from_plain`).
 
     Read-only properties a class lists in `__derived__` (e.g. a verdict computed from the
     content) are written too, so that JSON readers need not recompute them; `from_plain`
@@ -148,4 +148,6 @@ def to_plain(obj: Any) -> Any:
         return {k: to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_plain(v) for v in obj]
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):
+        return to_plain(obj.tolist())  # numpy scalars and arrays: execnet and json carry only Python types
     return obj
