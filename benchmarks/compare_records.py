@@ -5,21 +5,25 @@
 Both files are read as plain JSON (no robustcheck import), and each is mapped to the same flat
 view: per model its clean accuracy, spec and config; per item its verdict and figures; per
 attack its settings, success, distortions, per-sample distances and curve; per counterexample
-its labels, confidences and distances; per finding everything. Timings, timestamps, machine
-facts and file locations are left out; item messages are compared apart (their wording may
-change without any figure changing). Exit status 0 when the figures are equal, 1 otherwise.
+its labels, confidences, distances and reproduce command; per finding everything. Timings,
+timestamps, machine facts, file locations and the store option of the run are left out; item
+messages are compared apart (their wording may change without any figure changing). Exit status 0 when the figures are equal, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
-#: Figures version 2 added that version 1 did not record (or recorded under the item id).
-NEW_IN_V2 = {"targeted", "max_examples", "store_warnings", "in_baseline", "distances", "sample", "dataset_index",
+#: Figures version 2 added that version 1 did not record (or recorded under the item id): compared
+#: only where they hold something.
+NEW_IN_V2 = {"targeted", "store_warnings", "in_baseline", "distances", "sample", "dataset_index",
              "true_label", "adv_label", "counterexamples_found"}
+#: The property's example budget (the profile's), recorded from version 2 on.
+ONLY_IN_V2 = {"max_examples"}
 
 
 def _figures(kind: str, figures: dict[str, Any] | None) -> dict[str, Any]:
@@ -34,7 +38,13 @@ def _figures(kind: str, figures: dict[str, Any] | None) -> dict[str, Any]:
             f.setdefault("distances", {})[key.removeprefix("distance_")] = f.pop(key)
     if f.get("first_failure_at") is None:
         f.pop("first_failure_at", None)
-    return {k: v for k, v in f.items() if k not in NEW_IN_V2 or f.get(k) not in (None, [], {}, False, 0)}
+    return {k: v for k, v in f.items()
+            if k not in ONLY_IN_V2 and (k not in NEW_IN_V2 or f.get(k) not in (None, [], {}, False, 0))}
+
+
+def _command(text: str | None) -> str | None:
+    """A reproduce command without the store option (where a run keeps its store is its setup)."""
+    return None if text is None else re.sub(r" --robustcheck-store=\S+", "", text)
 
 
 def view(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -55,7 +65,8 @@ def view(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
             "attacks": {json.dumps([a["attack"], a["params"], a["targeted"]], sort_keys=True):
                         {k: v for k, v in a.items() if k != "wall_time_s"} for a in m["attacks"]},
             "counterexamples": {f"{c['property']}|{c['attack']}|{c['sample_index']}":
-                                {k: v for k, v in c.items() if k not in ("npz", "png")} for c in m["counterexamples"]},
+                                {**{k: v for k, v in c.items() if k not in ("npz", "png")},
+                                 "reproduce": _command(c.get("reproduce"))} for c in m["counterexamples"]},
             "findings": {f["id"]: f for f in m["findings"]},
         }
         messages.update({i["nodeid"]: i["message"] for i in m["items"]})
