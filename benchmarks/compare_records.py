@@ -7,7 +7,8 @@ view: per model its clean accuracy, spec and config; per item its verdict and fi
 attack its settings, success, distortions, per-sample distances and curve; per counterexample
 its labels, confidences, distances and reproduce command; per finding everything. Timings,
 timestamps, machine facts, file locations and the store option of the run are left out; item
-messages are compared apart (their wording may change without any figure changing). Exit status 0 when the figures are equal, 1 otherwise.
+messages are compared apart (their wording may change without any figure changing). Exit status
+0 when the figures are equal, 1 otherwise.
 """
 
 from __future__ import annotations
