@@ -333,3 +333,29 @@ def test_model_stems_cannot_escape_or_collide_and_stale_files_go(pytester: pytes
     config.write_text(config.read_text().replace("epsilon = 5.0", "epsilon = 0.001"))
     assert pytester.runpytest_subprocess(*args).ret == pytest.ExitCode.OK
     assert not any(saved.iterdir())
+
+
+def test_a_crashed_worker_makes_the_run_incomplete(pytester: pytest.Pytester) -> None:
+    """A worker killed mid-item (os._exit, as an OOM kill would) leaves that item unrecorded: INCOMPLETE."""
+    write_suite(pytester.path / "models", models=("a", "b"))
+    pytester.makeconftest("""
+        import os
+
+        from robustcheck.session import RobustcheckSession
+
+        original = RobustcheckSession.findings
+
+        def crash(self, run):
+            if run.name == "b":
+                os._exit(3)
+            return original(self, run)
+
+        RobustcheckSession.findings = crash
+    """)
+    result = pytester.runpytest_subprocess(*SMOKE, "-n", "2")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "crashed" in out and "robustcheck: INCOMPLETE" in out, out
+    data = _record(pytester)
+    assert data["verdict"] == "incomplete" and data["run"]["items_collected"] == 8
+    assert "models/b.onnx::gradient-masking" not in _verdicts(data)
