@@ -31,7 +31,7 @@ def main() -> None:
     torch.set_num_threads(2)
     from attack_table import shipped_pools, timed_cell
 
-    from robustcheck.attacks import ATTACKS as CLASSES
+    from robustcheck.attacks import attack_labels
     from robustcheck.profiles import PROFILES
 
     lines = [f"# Profile budgets: `python {' '.join(['benchmarks/profile_budgets.py', *sys.argv[1:]])}`", "",
@@ -40,13 +40,14 @@ def main() -> None:
              "| attack | budget | settings | " + " | ".join(f"{m}: success, median dist., wall" for m in MODELS) + " |",
              "|---|---|---|" + "---|" * len(MODELS)]
     pools = shipped_pools(MODELS, args.n)
+    classes = {spec.attack_cls.name: spec.attack_cls for spec in attack_labels().values()}
     for attack_name in ATTACKS:
         budgets = [("too small", TOO_SMALL[attack_name])]
         budgets += [(profile.name, profile.attacks.get(attack_name, {})) for profile in PROFILES.values()]
         if attack_name == "cw-linf":  # thorough departs from the reference's learning rate; show why
             budgets.append(("reference", {}))
         for budget, params in budgets:
-            attack = CLASSES[attack_name](**params)
+            attack = classes[attack_name](**params)
             cells = [timed_cell(attack, model, pool.x, pool.y) for model, pool in (pools[m] for m in MODELS)]
             settings = ", ".join(f"{k} {v:g}" for k, v in params.items()) or "reference defaults"
             lines.append(f"| {attack_name} | {budget} | {settings} | " + " | ".join(cells) + " |")

@@ -19,7 +19,7 @@ format (see the README for a full example):
     [models."distilled*"]           # a model file stem or a glob over stems
     min_clean_accuracy = 0.975
 
-Import-light: no numpy, no torch.
+Import-light: no numpy, no torch until an attack label is looked up (the attack registry).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from robustcheck.errors import ConfigError
+from robustcheck.errors import AttackParamError, ConfigError, RobustcheckError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,20 +40,6 @@ else:  # pragma: no cover
 
 CONFIG_NAME = "robustcheck.toml"
 
-#: Attack labels usable in checks: label -> (attack class name, norm, defining constructor args).
-#: Bounded probes default to the scale-invariant DLR loss: cross-entropy is what masking defeats.
-ATTACK_LABELS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "cw-l2": ("cw-l2", "l2", {}),
-    "cw-linf": ("cw-linf", "linf", {}),
-    "cw-l0": ("cw-l0", "l0", {}),
-    "ead-en": ("ead", "l1", {"decision_rule": "EN"}),
-    "ead-l1": ("ead", "l1", {"decision_rule": "L1"}),
-    "pgd-linf": ("pgd", "linf", {"norm": "linf", "loss": "dlr"}),
-    "pgd-l2": ("pgd", "l2", {"norm": "l2", "loss": "dlr"}),
-    "fgsm-linf": ("fgsm", "linf", {"norm": "linf"}),
-    "jsma": ("jsma", "l0", {}),
-}
-BOUNDED = {"pgd", "fgsm"}
 CHECK_TYPES = ("robust", "robust-accuracy")
 
 
@@ -85,7 +71,9 @@ class Check:
 
     @property
     def norm(self) -> str:
-        return ATTACK_LABELS[self.attack][1]
+        from robustcheck.attacks.registry import attack_spec
+
+        return attack_spec(self.attack).norm
 
 
 @dataclass(frozen=True)
@@ -263,11 +251,13 @@ def _validate(path: Path, where: str, key: str, value: Any) -> Any:
     if key == "check":
         return tuple(_check(path, f"{where}[{i}]", c) for i, c in enumerate(value))
     if key == "attacks":
+        labels = _attack_labels()
         for label, params in value.items():
-            if label not in ATTACK_LABELS:
-                raise ConfigError(f"{path}: unknown attack '{where}.{label}' (known: {', '.join(ATTACK_LABELS)})")
+            if label not in labels:
+                raise ConfigError(f"{path}: unknown attack '{where}.{label}' (known: {', '.join(labels)})")
             if not isinstance(params, dict):
                 raise ConfigError(f"{path}: '{where}.{label}' must be a table of hyper-parameters")
+            _validate_attack_params(path, f"{where}.{label}", label, params)
         return tuple((label, tuple(sorted(p.items()))) for label, p in value.items())
     return value
 
@@ -309,8 +299,9 @@ def _check(path: Path, where: str, value: Any) -> Check:
     if kind not in CHECK_TYPES:
         raise ConfigError(f"{path}: '{where}.type' must be one of {', '.join(CHECK_TYPES)}, got {kind!r}")
     attack = value.get("attack")
-    if attack not in ATTACK_LABELS:
-        raise ConfigError(f"{path}: '{where}.attack' must be one of {', '.join(ATTACK_LABELS)}, got {attack!r}")
+    labels = _attack_labels()
+    if attack not in labels:
+        raise ConfigError(f"{path}: '{where}.attack' must be one of {', '.join(labels)}, got {attack!r}")
     eps = _number(path, f"{where}.epsilon", value.get("epsilon"), "a positive finite number", positive=True)
     minimum = value.get("min")
     if kind == "robust-accuracy":
@@ -323,8 +314,28 @@ def _check(path: Path, where: str, value: Any) -> Check:
     params = value.get("params", {})
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: '{where}.params' must be a table of hyper-parameters")
+    _validate_attack_params(path, f"{where}.params", attack, params)
     return Check(kind, attack, eps, minimum, targeted,
                  tuple(sorted(params.items())))
+
+
+def _attack_labels() -> list[str]:
+    """The registered attack labels (imports the attacks, and with them torch, on first use)."""
+    from robustcheck.attacks.registry import attack_labels
+
+    try:
+        return list(attack_labels())
+    except RobustcheckError as exc:  # a third-party attack that cannot be loaded
+        raise ConfigError(str(exc)) from None
+
+
+def _validate_attack_params(path: Path, where: str, label: str, params: dict[str, Any]) -> None:
+    from robustcheck.attacks.registry import validate_params
+
+    try:
+        validate_params(label, params)
+    except AttackParamError as exc:
+        raise ConfigError(f"{path}: '{where}.{exc.key}' {exc.message}") from None
 
 
 def _to_model_config(merged: dict[str, Any]) -> ModelConfig:

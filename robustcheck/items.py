@@ -250,7 +250,7 @@ class PropertyItem(RobustcheckItem):
         if len(pool) == 0:
             raise GateFailure(f"{run.name}: no correctly classified sample to test {check.id} on")
         classes = run.model.num_classes
-        randomized = bool(getattr(run.make_attack(check.attack, check), "random_start", False))
+        randomized = run.make_attack(check.attack, check).stochastic
         rc = self.rc
         db = DirectoryBasedExampleDatabase(str(rc.store.hypothesis_dir()))
         calls: dict[str, int | None] = {"examples": 0, "first_failure_at": None}

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from robustcheck.attacks import ATTACKS, Attack, AttackResult
-from robustcheck.config import ATTACK_LABELS, BOUNDED, Check, ModelConfig
+from robustcheck.attacks import Attack, AttackResult, attack_spec
+from robustcheck.config import Check, ModelConfig
 from robustcheck.data import Dataset, load_dataset
 from robustcheck.errors import DataError
 from robustcheck.model import Model, load_model
@@ -109,22 +109,18 @@ class ModelRun:
     # -- attacks --------------------------------------------------------------------------
     def attack_params(self, label: str, check: Check | None = None) -> dict[str, Any]:
         """Constructor arguments: the label's own, then the profile's budget, the config, the check."""
-        cls_name, _, defining = ATTACK_LABELS[label]
-        params = dict(defining)
-        params.update(self.profile.attacks.get(cls_name, {}))
+        spec = attack_spec(label)
+        params = dict(spec.defaults)
+        params.update(self.profile.attacks.get(spec.attack_cls.name, {}))
         params.update(self.config.attack_params(label))
         if check is not None:
             params.update(dict(check.params))
-            if cls_name in BOUNDED:
+            if spec.bounded:
                 params["epsilon"] = check.epsilon
         return params
 
     def make_attack(self, label: str, check: Check | None = None) -> Attack:
-        cls = ATTACKS[ATTACK_LABELS[label][0]]
-        try:
-            return cls(**self.attack_params(label, check))
-        except TypeError as exc:
-            raise DataError(f"{self.path.name}: bad hyper-parameters for attack {label!r} ({exc})") from None
+        return attack_spec(label).make(self.attack_params(label, check))
 
     def attack_pool(self, label: str, check: Check | None = None) -> AttackResult:
         """The attack run untargeted over the whole pool (cached)."""
@@ -139,10 +135,9 @@ class ModelRun:
     def attack_one(self, label: str, check: Check, index: int, target: int | None, seed: int) -> AttackResult:
         """The attack on pool sample `index` (optionally targeted, seeded), served from the pool run when equal."""
         attack = self.make_attack(label, check)
-        randomized = bool(getattr(attack, "random_start", False))
+        randomized = attack.stochastic
         if target is None and (not randomized or seed == 0):
-            pooled = self.attack_pool(label, check)
-            return _slice(pooled, index)
+            return self.attack_pool(label, check).select(index)
         params = json.dumps(self.attack_params(label, check), sort_keys=True, default=str)
         key = (label, params, index, target, seed if randomized else 0)
         if key not in self._cache:
@@ -240,18 +235,6 @@ class ModelRun:
 
     def spec(self) -> ModelSpec:
         return model_spec(self.model)
-
-
-def _slice(result: AttackResult, i: int) -> AttackResult:
-    sl = slice(i, i + 1)
-    return AttackResult(
-        attack=result.attack, norm=result.norm, params=result.params, x=result.x[sl], y=result.y[sl],
-        targets=None if result.targets is None else result.targets[sl], x_adv=result.x_adv[sl],
-        success=result.success[sl], adv_labels=result.adv_labels[sl],
-        distances={k: v[sl] for k, v in result.distances.items()},
-        loss_trace=None if result.loss_trace is None else result.loss_trace[sl],
-        replica_disagreements=0, wall_time=0.0, epsilon=result.epsilon,
-    )
 
 
 def _stat(values: np.ndarray, fn: Any) -> float | None:

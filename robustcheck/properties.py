@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from robustcheck.attacks.base import Attack, AttackResult
+from robustcheck import metrics
+from robustcheck.attacks import Attack, AttackResult
 from robustcheck.errors import ClaimFailure
 from robustcheck.model import Model
 from robustcheck.record import NORM_LABELS, Counterexample
@@ -48,11 +49,8 @@ def require_finite_epsilon(epsilon: float) -> float:
 
 
 def confidences(model: Model, x: np.ndarray) -> np.ndarray:
-    """Oracle softmax probabilities (float64, computed stably from the logits)."""
-    z = model.oracle_logits(x).astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(axis=1, keepdims=True)
+    """The oracle's class probabilities for `x` (`metrics.probabilities` of its logits)."""
+    return metrics.probabilities(model.oracle_logits(x))
 
 
 def counterexample(model: Model, result: AttackResult, i: int, *, property: str, attack: str,
@@ -98,10 +96,11 @@ def assert_robust(
 
 def robust_accuracy(model: Model, x: np.ndarray, y: np.ndarray, attack: Attack, epsilon: float, *,
                     seed: int = 0) -> float:
-    """Fraction of `x` that the oracle classifies correctly and `attack` cannot flip within `epsilon`."""
+    """`metrics.robust_accuracy` over all of `x`: classified correctly by the oracle and not
+    flipped by `attack` within `epsilon` (only the correct rows are attacked)."""
     eps = require_finite_epsilon(epsilon)
     correct = model.predict(x) == y
-    if not correct.any():
-        return 0.0
-    result = attack.run(model, x[correct], y[correct], seed=seed)
-    return float(correct.sum() - result.within(eps).sum()) / len(x)
+    broken = np.zeros(len(x), dtype=bool)
+    if correct.any():
+        broken[correct] = attack.run(model, x[correct], y[correct], seed=seed).within(eps)
+    return metrics.robust_accuracy(correct, broken)

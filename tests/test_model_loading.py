@@ -216,3 +216,68 @@ def test_importing_the_package_does_not_import_torch() -> None:
     code = "import sys, robustcheck, robustcheck.errors, robustcheck.record; " \
            "assert 'torch' not in sys.modules and 'onnxruntime' not in sys.modules, 'heavy import'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _scores_model(path: Path, head: str) -> Path:
+    """A 4-feature linear classifier whose scores go non-finite: everywhere ("log-of-negative",
+    "divide-by-zero"), or only where the first feature exceeds 0.999 ("nan-corner")."""
+    # Feature 0 pushes class 1 down, so an attack on class 1 walks towards the NaN corner.
+    w = numpy_helper.from_array(np.array([[1, -1, 0], [0, 2, 0], [0, 2, 0], [0, 2, 0]], np.float32), "W")
+    consts = {"two": 2.0, "zero": 0.0, "edge": 0.999, "nan": float("nan")}
+    inits = [w] + [numpy_helper.from_array(np.array(v, np.float32), k) for k, v in consts.items()]
+    inits.append(numpy_helper.from_array(np.array([0], np.int64), "first"))
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["z"])]
+    if head == "log-of-negative":
+        nodes += [helper.make_node("Sub", ["z", "two"], ["zm"]), helper.make_node("Sub", ["zm", "two"], ["zn"]),
+                  helper.make_node("Abs", ["zn"], ["za"]), helper.make_node("Neg", ["za"], ["neg"]),
+                  helper.make_node("Log", ["neg"], ["scores"])]
+    elif head == "divide-by-zero":
+        nodes += [helper.make_node("Div", ["z", "zero"], ["scores"])]
+    else:
+        nodes += [helper.make_node("Gather", ["x", "first"], ["x0"], axis=1),
+                  helper.make_node("Greater", ["x0", "edge"], ["corner"]),
+                  helper.make_node("Where", ["corner", "nan", "z"], ["scores"])]
+    graph = helper.make_graph(nodes, head, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                              [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3])], initializer=inits)
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize("head", ["log-of-negative", "divide-by-zero"])
+def test_non_finite_scores_on_valid_inputs_are_a_model_error(tmp_path: Path, head: str) -> None:
+    path = _scores_model(tmp_path / f"{head}.onnx", head)
+    with pytest.raises(ModelError) as exc:
+        load_model(path)
+    _one_line(exc, path, "output 'scores' gives non-finite scores (NaN or infinity) for 16 of 16 random inputs")
+
+
+def test_non_finite_scores_during_a_run_are_never_a_prediction(tmp_path: Path) -> None:
+    # Finite on the load-time probe, NaN in one corner of the input box.
+    path = _scores_model(tmp_path / "corner.onnx", "nan-corner")
+    model = load_model(path)
+    x = np.full((3, 4), 0.5, np.float32)
+    assert model.predict(x).shape == (3,)
+    x[1, 0] = 1.0
+    for judge in (model.oracle_logits, model.predict):
+        with pytest.raises(ModelError) as exc:
+            judge(x)
+        _one_line(exc, path, "gives non-finite scores (NaN or infinity) for 1 of 3 inputs (first: row 1)")
+    # An input that is not finite itself (a diverged candidate, never inside the box) gets no class.
+    x[1, 0] = np.nan
+    labels = model.predict(x)
+    assert labels[1] == -1 and (labels[[0, 2]] >= 0).all()
+    assert not model.in_box(x)[1]
+
+
+def test_an_attack_candidate_with_non_finite_scores_is_an_error_not_a_verdict(tmp_path: Path) -> None:
+    # FGSM's step takes feature 0 from 0.99 to 1.0, into the NaN corner: the verification by
+    # onnxruntime must stop the run with the model's error, not count the row as adversarial or not.
+    from robustcheck.attacks import FGSM
+
+    path = _scores_model(tmp_path / "corner.onnx", "nan-corner")
+    model = load_model(path)
+    x = np.array([[0.99, 0.5, 0.5, 0.5]], np.float32)
+    assert model.predict(x).tolist() == [1]
+    with pytest.raises(ModelError) as exc:
+        FGSM(epsilon=0.2).run(model, x, np.array([1]))
+    _one_line(exc, path, "gives non-finite scores")

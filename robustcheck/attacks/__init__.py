@@ -1,31 +1,58 @@
-"""Adversarial attacks, one module per family (foolbox style).
+"""Adversarial attacks, one module per family (foolbox style), and the labels configs name them by.
 
-Minimal-norm attacks: Carlini & Wagner L2 / L∞ / L0 and EAD (elastic net). Bounded probes:
-FGSM and PGD (softmax cross-entropy, logit margin or DLR loss) and JSMA. Every attack is
-verified by the oracle (onnxruntime) in `Attack.run`.
+Minimal-norm attacks: Carlini & Wagner L2 / L∞ / L0, EAD (elastic net) and JSMA. Bounded
+probes: FGSM and PGD (softmax cross-entropy, logit margin or DLR loss), and the gradient-free
+RandomNoise and SquareAttack (oracle queries only). Every attack is a dataclass of declared
+hyper-parameters, and every candidate it returns is verified by the oracle (onnxruntime) in
+`Attack.run`. To add your own: subclass `MinimalNormAttack` or `BoundedAttack`, implement
+`run_batch`, and register it (`register_attack`, or the `robustcheck.attacks` entry-point group;
+see robustcheck.attacks.registry and the README).
 """
 
-from robustcheck.attacks.base import Attack, AttackResult, distances
-from robustcheck.attacks.carlini_wagner import CarliniWagnerL0, CarliniWagnerL2, CarliniWagnerLinf
+from robustcheck.attacks.base import Attack, BatchOutput, BoundedAttack, MinimalNormAttack
+from robustcheck.attacks.blackbox import RandomNoise, SquareAttack
+from robustcheck.attacks.carlini_wagner import CarliniWagnerL2, CarliniWagnerLinf
+from robustcheck.attacks.carlini_wagner_l0 import CarliniWagnerL0
 from robustcheck.attacks.ead import EAD
 from robustcheck.attacks.gradient import FGSM, PGD
 from robustcheck.attacks.jsma import JSMA
-
-#: Attack classes by the name used in configs and reports.
-ATTACKS: dict[str, type[Attack]] = {
-    cls.name: cls for cls in (CarliniWagnerL2, CarliniWagnerLinf, CarliniWagnerL0, EAD, FGSM, PGD, JSMA)
-}
+from robustcheck.attacks.params import MAX_ITERATIONS, param
+from robustcheck.attacks.registry import (
+    ENTRY_POINT_GROUP,
+    AttackSpec,
+    attack_labels,
+    attack_spec,
+    make_attack,
+    register_attack,
+    validate_params,
+)
+from robustcheck.attacks.result import AttackResult
+from robustcheck.errors import AttackParamError, AttackPluginError
 
 __all__ = [
-    "ATTACKS",
+    "EAD",
+    "ENTRY_POINT_GROUP",
+    "FGSM",
+    "JSMA",
+    "MAX_ITERATIONS",
+    "PGD",
     "Attack",
+    "AttackParamError",
+    "AttackPluginError",
     "AttackResult",
+    "AttackSpec",
+    "BatchOutput",
+    "BoundedAttack",
     "CarliniWagnerL0",
     "CarliniWagnerL2",
     "CarliniWagnerLinf",
-    "EAD",
-    "FGSM",
-    "JSMA",
-    "PGD",
-    "distances",
+    "MinimalNormAttack",
+    "RandomNoise",
+    "SquareAttack",
+    "attack_labels",
+    "attack_spec",
+    "make_attack",
+    "param",
+    "register_attack",
+    "validate_params",
 ]

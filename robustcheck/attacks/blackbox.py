@@ -9,46 +9,44 @@ When they succeed where gradient attacks failed, the gradients are not to be tru
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from robustcheck.attacks.base import Attack, BatchOutput
+from robustcheck.attacks.base import BatchOutput, BoundedAttack
+from robustcheck.attacks.params import MAX_ITERATIONS, param
+from robustcheck.metrics import channel_axis, margin
 from robustcheck.model import Model
 
 
-def _margin(model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None) -> np.ndarray:
-    """Oracle margin, ≤ 0 when adversarial: z_y − max_{j≠y} z_j (targeted: max_{j≠t} z_j − z_t)."""
-    z = model.oracle_logits(x).astype(np.float64)
-    classes = y if targets is None else targets
-    chosen = z[np.arange(len(z)), classes]
-    z[np.arange(len(z)), classes] = -np.inf
-    others = z.max(axis=1)
-    return chosen - others if targets is None else others - chosen
+def _oracle_margin(model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None) -> np.ndarray:
+    """`metrics.margin` of the oracle's logits, in float64: ≤ 0 when (about to be) adversarial."""
+    z = torch.from_numpy(model.oracle_logits(x).astype(np.float64))
+    return margin(z, torch.from_numpy(y), None if targets is None else torch.from_numpy(targets)).numpy()
 
 
-class RandomNoise(Attack):
+@dataclass(kw_only=True)
+class RandomNoise(BoundedAttack):
     """`draws` random sign vectors of size ε (L∞ corners), kept on the first oracle success."""
 
     name = "random-noise"
     norm = "linf"
     needs_replica = False
+    stochastic = True
 
-    def __init__(self, *, epsilon: float = 0.3, draws: int = 20, batch_size: int = 100) -> None:
-        super().__init__(batch_size=batch_size)
-        self._epsilon = float(epsilon)
-        self.draws = draws
+    draws: int = param(20, low=1, high=MAX_ITERATIONS, doc="random corners tried per sample")
 
-    def _run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
-                   generator: torch.Generator) -> BatchOutput:
+    def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+                  generator: torch.Generator) -> BatchOutput:
         lo, hi = model.input_range
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
         best = x.copy()
         done = np.zeros(len(x), dtype=bool)
         for _ in range(self.draws):
-            noise = rng.choice([-1.0, 1.0], size=x.shape).astype(x.dtype) * self._epsilon
+            noise = rng.choice([-1.0, 1.0], size=x.shape).astype(x.dtype) * self.epsilon
             cand = np.clip(x + noise, lo, hi).astype(x.dtype)
-            ok = _margin(model, cand, y, targets) <= 0
+            ok = _oracle_margin(model, cand, y, targets) <= 0
             new = ok & ~done
             best[new] = cand[new]
             done |= ok
@@ -57,29 +55,28 @@ class RandomNoise(Attack):
         return BatchOutput(best)
 
 
-class SquareAttack(Attack):
+@dataclass(kw_only=True)
+class SquareAttack(BoundedAttack):
     """Square Attack (L∞, margin loss), oracle queries only; `queries` per sample."""
 
     name = "square"
     norm = "linf"
     needs_replica = False
+    stochastic = True
 
-    def __init__(self, *, epsilon: float = 0.3, queries: int = 1000, p_init: float = 0.8, batch_size: int = 100) -> None:
-        super().__init__(batch_size=batch_size)
-        self._epsilon = float(epsilon)
-        self.queries = queries
-        self.p_init = p_init
+    queries: int = param(1000, low=1, high=MAX_ITERATIONS, doc="oracle queries per sample")
+    p_init: float = param(0.8, low=0.0, high=1.0, low_open=True, doc="initial fraction of the image a square covers")
 
-    def _run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
-                   generator: torch.Generator) -> BatchOutput:
+    def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+                  generator: torch.Generator) -> BatchOutput:
         lo, hi = model.input_range
-        eps = self._epsilon
+        eps = self.epsilon
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-        layout = model.input_spec.layout
+        axis = channel_axis(model.input_spec.layout)
         # View every sample as (channels, height, width); non-images become one row of features.
-        if layout == "NCHW":
+        if axis == 1:
             to_chw, from_chw = (lambda a: a), (lambda a: a)
-        elif layout == "NHWC":
+        elif axis == 3:
             to_chw, from_chw = (lambda a: a.transpose(0, 3, 1, 2)), (lambda a: a.transpose(0, 2, 3, 1))
         else:
             shape = x.shape
@@ -90,9 +87,9 @@ class SquareAttack(Attack):
         # Initialisation: vertical stripes of ±ε.
         stripes = rng.choice([-eps, eps], size=(n, c, 1, w)).astype(x.dtype)
         adv = np.clip(x_chw + stripes, lo, hi)
-        margin = _margin(model, from_chw(adv), y, targets)
+        current = _oracle_margin(model, from_chw(adv), y, targets)
         for i in range(1, self.queries):
-            active = margin > 0
+            active = current > 0
             if not active.any():
                 break
             p = self._p(i)
@@ -105,10 +102,10 @@ class SquareAttack(Attack):
                 s = rng.integers(0, w - side_w + 1)
                 window = (slice(None), slice(r, r + side), slice(s, s + side_w))
                 cand[k][window] = np.clip(x_chw[idx[k]][window] + rng.choice([-eps, eps], size=(c, 1, 1)), lo, hi)
-            new_margin = _margin(model, from_chw(cand), y[idx], None if targets is None else targets[idx])
-            improved = new_margin < margin[idx]
+            new_margin = _oracle_margin(model, from_chw(cand), y[idx], None if targets is None else targets[idx])
+            improved = new_margin < current[idx]
             adv[idx[improved]] = cand[improved]
-            margin[idx[improved]] = new_margin[improved]
+            current[idx[improved]] = new_margin[improved]
         return BatchOutput(from_chw(adv).astype(x.dtype))
 
     def _p(self, i: int) -> float:

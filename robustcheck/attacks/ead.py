@@ -13,79 +13,52 @@ codes use 1e-2. Distances are reported in L1 (`norm = "l1"`).
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from robustcheck.attacks.base import Attack, BatchOutput
-from robustcheck.attacks.carlini_wagner import UPPER_UNSET
-from robustcheck.attacks.objectives import objective as get_objective
-from robustcheck.attacks.objectives import succeeded
+from robustcheck.attacks.base import BatchOutput
+from robustcheck.attacks.carlini_wagner import labels_and_mode
+from robustcheck.attacks.const_search import AbortEarly, BestExample, ConstSearch, ConstSearchAttack
+from robustcheck.attacks.objectives import objective, succeeded
+from robustcheck.attacks.params import param
 from robustcheck.model import Model
 
 
-class EAD(Attack):
+@dataclass(kw_only=True)
+class EAD(ConstSearchAttack):
     """Elastic-net attack (EN or L1 decision rule); see the module docstring."""
 
     name = "ead"
     norm = "l1"
 
-    def __init__(
-        self,
-        *,
-        beta: float = 1e-3,
-        decision_rule: str = "EN",
-        binary_search_steps: int = 9,
-        max_iterations: int = 1000,
-        learning_rate: float = 1e-2,
-        confidence: float = 0.0,
-        initial_const: float = 1e-3,
-        abort_early: bool = True,
-        objective: str = "f6",
-        batch_size: int = 100,
-    ) -> None:
-        super().__init__(batch_size=batch_size)
-        if decision_rule not in ("EN", "L1"):
-            raise ValueError(f"decision_rule must be 'EN' or 'L1', got {decision_rule!r}")
-        self.beta = beta
-        self.decision_rule = decision_rule
-        self.binary_search_steps = binary_search_steps
-        self.max_iterations = max_iterations
-        self.learning_rate = learning_rate
-        self.confidence = confidence
-        self.initial_const = initial_const
-        self.abort_early = abort_early
-        self.objective = objective
-        self._f = get_objective(objective)
+    beta: float = param(1e-3, low=0.0, doc="β: weight of the L1 term (0 gives a C&W-L2-like attack)")
+    decision_rule: str = param("EN", choices=("EN", "L1"), doc="how the best example is picked: β‖δ‖₁ + ‖δ‖²₂ or ‖δ‖₁")
 
-    def _run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
-                   generator: torch.Generator) -> BatchOutput:
-        classes = torch.from_numpy(y if targets is None else targets)
-        targeted = targets is not None
+    def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+                  generator: torch.Generator) -> BatchOutput:
+        classes, targeted = labels_and_mode(y, targets)
+        f_of = objective(self.objective)
         lo, hi = model.input_range
         # A private copy: the slack variable must never share storage with the reference image.
         x0 = torch.from_numpy(x).float().clone()
         dtype = x.dtype
-        n = len(x0)
-        const = torch.full((n,), float(self.initial_const))
-        lower = torch.zeros(n)
-        upper = torch.full((n,), UPPER_UNSET)
-        best_score = torch.full((n,), math.inf)
-        best = x0.clone()
+        search = ConstSearch(len(x0), self.initial_const)
+        best = BestExample(x0)
         trace: np.ndarray | None = None
-        check_every = max(1, self.max_iterations // 10)
         for _ in range(self.binary_search_steps):
+            const = search.const
             current = x0.clone()  # iterates reset on every search step
             slack = x0.clone()
-            found = torch.zeros(n, dtype=torch.bool)
-            previous = math.inf
+            found = torch.zeros(len(x0), dtype=torch.bool)
+            stop = AbortEarly(self.max_iterations, self.abort_early)
             rows: list[torch.Tensor] = []
             for k in range(self.max_iterations):
                 lr = self.learning_rate * (1 - k / self.max_iterations) ** 0.5
                 slack.requires_grad_(True)
                 logits = model.torch_logits(slack)
-                f = self._f(logits, classes, targeted, self.confidence)
+                f = f_of(logits, classes, targeted, self.confidence)
                 smooth = (const * f + (slack - x0).flatten(1).pow(2).sum(dim=1)).sum()
                 (grad,) = torch.autograd.grad(smooth, slack)
                 with torch.no_grad():
@@ -100,23 +73,14 @@ class EAD(Attack):
                     # Judge the iterate with onnxruntime, as the reference judges x_k: the oracle has the
                     # last word anyway, and its forward costs a third of the replica's here.
                     out = torch.from_numpy(model.oracle_logits(current.numpy().astype(dtype, copy=False)))
-                    f_cur = self._f(out, classes, targeted, self.confidence)
+                    f_cur = f_of(out, classes, targeted, self.confidence)
                     rows.append(f_cur)
                     ok = succeeded(out, classes, targeted, self.confidence)
-                    score = l1 if self.decision_rule == "L1" else self.beta * l1 + l2sq
-                    better = ok & (score < best_score)
-                    if bool(better.any()):
-                        best_score[better] = score[better]
-                        best[better] = current[better]
+                    best.update(ok, l1 if self.decision_rule == "L1" else self.beta * l1 + l2sq, current)
                     found |= ok
-                    if self.abort_early and k % check_every == 0:  # from iteration 0, as the reference
-                        loss = float((const * f_cur + l2sq + self.beta * l1).sum())
-                        if loss > previous * 0.9999:
-                            break
-                        previous = loss
+                    if stop.due(k) and stop.stalled(float((const * f_cur + l2sq + self.beta * l1).sum())):
+                        break
             trace = torch.stack(rows, dim=1).numpy().astype(np.float64) if rows else None
-            upper = torch.where(found, torch.minimum(upper, const), upper)
-            lower = torch.where(found, lower, torch.maximum(lower, const))
-            const = torch.where(upper < UPPER_UNSET, (lower + upper) / 2, const * 10)
-        return BatchOutput(best.numpy(), loss_trace=trace,
-                           extras={"const": torch.where(upper < UPPER_UNSET, upper, const).numpy().astype(np.float64)})
+            search.update(found)
+        final_const = search.final().numpy().astype(np.float64)
+        return BatchOutput(best.x.numpy(), loss_trace=trace, extras={"const": final_const})

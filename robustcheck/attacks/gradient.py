@@ -6,16 +6,19 @@ Losses: "ce" is cross-entropy on a float32 softmax, how the softmax-gradient att
 distillation era computed it (and what distillation defeats); "margin" is the C&W logit
 margin; "dlr" is the Difference of Logits Ratio of Croce & Hein, "Reliable evaluation of
 adversarial robustness with an ensemble of diverse parameter-free attacks" (ICML 2020),
-invariant to the logits' scale.
+invariant to the logits' scale (see robustcheck.metrics).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from robustcheck.attacks.base import Attack, BatchOutput
+from robustcheck.attacks.base import BatchOutput, BoundedAttack
+from robustcheck.attacks.params import MAX_ITERATIONS, param
+from robustcheck.metrics import atleast_kd, dlr, margin
 from robustcheck.model import Model
 
 LOSSES = ("ce", "margin", "dlr")
@@ -28,22 +31,70 @@ def attack_loss(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tenso
         if targets is None:
             return -torch.log(probs.gather(1, labels[:, None]).squeeze(1))
         return torch.log(probs.gather(1, targets[:, None]).squeeze(1))
-    classes = labels if targets is None else targets
-    mask = F.one_hot(classes, logits.shape[1]).bool()
-    chosen = logits[mask]
-    others = logits.masked_fill(mask, float("-inf")).amax(dim=1)
-    gap = others - chosen if targets is None else chosen - others
     if loss == "margin":
-        return gap
-    ordered = logits.sort(dim=1, descending=True).values
-    if targets is None:
-        scale = ordered[:, 0] - ordered[:, 2]
-    else:  # targeted DLR: normalise by z_π1 − (z_π3 + z_π4)/2
-        scale = ordered[:, 0] - (ordered[:, 2] + ordered[:, 3]) / 2 if logits.shape[1] > 3 else ordered[:, 0] - ordered[:, -1]
-    return gap / scale.clamp_min(1e-12)
+        return -margin(logits, labels, targets)
+    return dlr(logits, labels, targets)
 
 
-class PGD(Attack):
+@dataclass(kw_only=True)
+class _GradientSteps(BoundedAttack):
+    """Signed (L∞) or normalised (L2) gradient ascent on `loss`, projected onto the ε-ball and the box."""
+
+    norm: str = param("linf", choices=("linf", "l2"), doc="the ball's norm")  # type: ignore[misc]
+    loss: str = param("ce", choices=LOSSES, doc="the loss ascended: ce (softmax), margin or dlr (logits)")
+
+    def _ascend(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+                generator: torch.Generator, *, steps: int, alpha: float, random_start: bool,
+                restarts: int) -> BatchOutput:
+        lo, hi = model.input_range
+        x0 = torch.from_numpy(x).float()
+        labels = torch.from_numpy(y)
+        tgt = None if targets is None else torch.from_numpy(targets)
+        best = x0.clone()
+        done = torch.zeros(len(x0), dtype=torch.bool)
+        rows: list[torch.Tensor] = []
+        for _ in range(restarts):
+            adv = (x0 + self._start(x0, generator)).clamp(lo, hi) if random_start else x0.clone()
+            for _ in range(steps):
+                adv.requires_grad_(True)
+                logits = model.torch_logits(adv)
+                value = attack_loss(logits, labels, tgt, self.loss)
+                (grad,) = torch.autograd.grad(value.sum(), adv)
+                with torch.no_grad():
+                    done, best = _keep_first(logits, labels, tgt, adv.detach(), done, best)
+                    rows.append(value.detach())
+                    adv = self._project(x0, self._step(adv.detach(), grad, alpha)).clamp(lo, hi)
+            with torch.no_grad():
+                done, best = _keep_first(model.torch_logits(adv), labels, tgt, adv, done, best)
+        trace = torch.stack(rows, dim=1).numpy().astype(np.float64) if rows else None
+        return BatchOutput(best.numpy(), loss_trace=trace)
+
+    def _start(self, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        eps = self.epsilon
+        if self.norm == "linf":
+            return (torch.rand(x0.shape, generator=generator) * 2 - 1) * eps
+        direction = torch.randn(x0.shape, generator=generator)
+        direction /= atleast_kd(direction.flatten(1).norm(dim=1).clamp_min(1e-12), x0.dim())
+        d = direction[0].numel()
+        radius = eps * torch.rand(len(x0), generator=generator) ** (1.0 / d)
+        return direction * atleast_kd(radius, x0.dim())
+
+    def _step(self, adv: torch.Tensor, grad: torch.Tensor, alpha: float) -> torch.Tensor:
+        if self.norm == "linf":
+            return adv + alpha * grad.sign()
+        return adv + alpha * grad / atleast_kd(grad.flatten(1).norm(dim=1).clamp_min(1e-12), adv.dim())
+
+    def _project(self, x0: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
+        eps = self.epsilon
+        delta = adv - x0
+        if self.norm == "linf":
+            return x0 + delta.clamp(-eps, eps)
+        norm = atleast_kd(delta.flatten(1).norm(dim=1), adv.dim())
+        return x0 + delta * torch.clamp(eps / norm.clamp_min(1e-12), max=1.0)
+
+
+@dataclass(kw_only=True)
+class PGD(_GradientSteps):
     """Projected gradient ascent on `loss` inside the ε-ball (L∞ or L2) and the input box.
 
     step_size defaults to 2.5·ε/steps (Madry et al.); `random_start` draws uniformly in the
@@ -52,93 +103,34 @@ class PGD(Attack):
     """
 
     name = "pgd"
-    norm = "linf"
 
-    def __init__(
-        self,
-        *,
-        epsilon: float = 0.3,
-        norm: str = "linf",
-        steps: int = 40,
-        step_size: float | None = None,
-        loss: str = "ce",
-        random_start: bool = True,
-        restarts: int = 1,
-        batch_size: int = 100,
-    ) -> None:
-        super().__init__(batch_size=batch_size)
-        if norm not in ("linf", "l2"):
-            raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
-        self._epsilon = float(epsilon)
-        self.norm = norm  # type: ignore[misc]
-        self.steps = steps
-        self.step_size = step_size
-        self.loss = loss
-        self.random_start = random_start
-        self.restarts = restarts
+    steps: int = param(40, low=1, high=MAX_ITERATIONS, doc="gradient steps per restart")
+    step_size: float | None = param(None, low=0.0, low_open=True, doc="step length (default 2.5·ε/steps)")
+    random_start: bool = param(True, doc="start from a uniform draw in the ε-ball")
+    restarts: int = param(1, low=1, high=1000, doc="runs from new random starts; the first success is kept")
 
-    def _run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
-                   generator: torch.Generator) -> BatchOutput:
-        lo, hi = model.input_range
-        x0 = torch.from_numpy(x).float()
-        labels = torch.from_numpy(y)
-        tgt = None if targets is None else torch.from_numpy(targets)
-        eps = self._epsilon
-        alpha = self.step_size if self.step_size is not None else 2.5 * eps / max(1, self.steps)
-        shape = (-1,) + (1,) * (x0.dim() - 1)
-        best = x0.clone()
-        done = torch.zeros(len(x0), dtype=torch.bool)
-        rows: list[torch.Tensor] = []
-        for _ in range(max(1, self.restarts)):
-            adv = (x0 + self._start(x0, generator)).clamp(lo, hi) if self.random_start else x0.clone()
-            for _ in range(self.steps):
-                adv.requires_grad_(True)
-                logits = model.torch_logits(adv)
-                value = attack_loss(logits, labels, tgt, self.loss)
-                (grad,) = torch.autograd.grad(value.sum(), adv)
-                with torch.no_grad():
-                    done, best = _keep_first(logits, labels, tgt, adv.detach(), done, best)
-                    rows.append(value.detach())
-                    adv = self._project(x0, self._step(adv.detach(), grad, alpha), eps).clamp(lo, hi)
-            with torch.no_grad():
-                done, best = _keep_first(model.torch_logits(adv), labels, tgt, adv, done, best)
-        trace = torch.stack(rows, dim=1).numpy().astype(np.float64) if rows else None
-        return BatchOutput(best.numpy(), loss_trace=trace)
+    @property
+    def stochastic(self) -> bool:  # type: ignore[override]
+        """A random start makes the result depend on the seed."""
+        return self.random_start
 
-    def _start(self, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        eps = self._epsilon
-        if self.norm == "linf":
-            return (torch.rand(x0.shape, generator=generator) * 2 - 1) * eps
-        direction = torch.randn(x0.shape, generator=generator)
-        direction /= direction.flatten(1).norm(dim=1).clamp_min(1e-12).view((-1,) + (1,) * (x0.dim() - 1))
-        d = direction[0].numel()
-        radius = eps * torch.rand(len(x0), generator=generator) ** (1.0 / d)
-        return direction * radius.view((-1,) + (1,) * (x0.dim() - 1))
-
-    def _step(self, adv: torch.Tensor, grad: torch.Tensor, alpha: float) -> torch.Tensor:
-        if self.norm == "linf":
-            return adv + alpha * grad.sign()
-        norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view((-1,) + (1,) * (adv.dim() - 1))
-        return adv + alpha * grad / norm
-
-    def _project(self, x0: torch.Tensor, adv: torch.Tensor, eps: float) -> torch.Tensor:
-        delta = adv - x0
-        if self.norm == "linf":
-            return x0 + delta.clamp(-eps, eps)
-        norm = delta.flatten(1).norm(dim=1).view((-1,) + (1,) * (adv.dim() - 1))
-        return x0 + delta * torch.clamp(eps / norm.clamp_min(1e-12), max=1.0)
+    def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+                  generator: torch.Generator) -> BatchOutput:
+        alpha = self.step_size if self.step_size is not None else 2.5 * self.epsilon / max(1, self.steps)
+        return self._ascend(model, x, y, targets, generator, steps=self.steps, alpha=alpha,
+                            random_start=self.random_start, restarts=self.restarts)
 
 
-class FGSM(PGD):
+@dataclass(kw_only=True)
+class FGSM(_GradientSteps):
     """One signed-gradient (L∞) or normalised-gradient (L2) step of size ε, no random start."""
 
     name = "fgsm"
 
-    def __init__(self, *, epsilon: float = 0.3, norm: str = "linf", loss: str = "ce", batch_size: int = 100) -> None:
-        super().__init__(epsilon=epsilon, norm=norm, steps=1, step_size=epsilon, loss=loss, random_start=False,
-                         restarts=1, batch_size=batch_size)
+    def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+                  generator: torch.Generator) -> BatchOutput:
+        return self._ascend(model, x, y, targets, generator, steps=1, alpha=self.epsilon, random_start=False,
+                            restarts=1)
 
 
 def _keep_first(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None, adv: torch.Tensor,
@@ -146,5 +138,5 @@ def _keep_first(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tenso
     pred = logits.argmax(dim=1)
     ok = pred == targets if targets is not None else pred != labels
     new = ok & ~done
-    best = torch.where(new.view((-1,) + (1,) * (adv.dim() - 1)), adv, best)
+    best = torch.where(atleast_kd(new, adv.dim()), adv, best)
     return done | ok, best

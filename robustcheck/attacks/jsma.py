@@ -22,18 +22,22 @@ fails — which is what distillation defeats. `use_logits=True` takes F = the lo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from robustcheck.attacks.base import Attack, BatchOutput
+from robustcheck.attacks.base import BatchOutput, MinimalNormAttack
+from robustcheck.attacks.params import param
+from robustcheck.metrics import runner_up
 from robustcheck.model import Model
 
 # Elements of the (samples × features × features) pair-score tensor built at once.
 PAIR_BLOCK_ELEMENTS = 8_000_000
 
 
-class JSMA(Attack):
+@dataclass(kw_only=True)
+class JSMA(MinimalNormAttack):
     """Papernot et al.'s saliency-map attack on pairs of features (L0).
 
     - `gamma`: the largest fraction of the features the attack may change (default 0.1; the
@@ -58,22 +62,13 @@ class JSMA(Attack):
     name = "jsma"
     norm = "l0"
 
-    def __init__(self, *, gamma: float = 0.1, theta: float = 1.0, use_logits: bool = False,
-                 max_candidates: int = 1024, batch_size: int = 100) -> None:
-        super().__init__(batch_size=batch_size)
-        if not 0 < gamma <= 1:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-        if not (-1 <= theta <= 1) or theta == 0:
-            raise ValueError(f"theta must be a non-zero fraction of the input range in [-1, 1], got {theta!r}")
-        if int(max_candidates) < 2:
-            raise ValueError(f"max_candidates must be at least 2, got {max_candidates!r}")
-        self.gamma = float(gamma)
-        self.theta = float(theta)
-        self.use_logits = bool(use_logits)
-        self.max_candidates = int(max_candidates)
+    gamma: float = param(0.1, low=0.0, high=1.0, low_open=True, doc="largest fraction of the features changed")
+    theta: float = param(1.0, low=-1.0, high=1.0, min_abs=0.01, doc="change per update, a signed fraction of the range")
+    use_logits: bool = param(False, doc="saliency from the logits (JSMA-Z) instead of the probabilities")
+    max_candidates: int = param(1024, low=2, high=4096, doc="features searched in pairs (the most salient)")
 
-    def _run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
-                   generator: torch.Generator) -> BatchOutput:
+    def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+                  generator: torch.Generator) -> BatchOutput:
         lo, hi = model.input_range
         dtype = torch.float64 if x.dtype == np.float64 else torch.float32
         x0 = torch.from_numpy(np.ascontiguousarray(x)).to(dtype)
@@ -84,8 +79,7 @@ class JSMA(Attack):
         with torch.no_grad():
             clean = model.torch_logits(x0)
         if targets is None:
-            target = clean.masked_fill(torch.nn.functional.one_hot(labels, clean.shape[1]).bool(),
-                                       float("-inf")).argmax(dim=1)
+            target = runner_up(clean, labels)
         else:
             target = torch.from_numpy(np.ascontiguousarray(targets))
         increase = self.theta > 0

@@ -17,27 +17,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from robustcheck.attacks.base import MinimalNormAttack
+from robustcheck.attacks.params import MAX_ITERATIONS, param
+from robustcheck.metrics import margin
 
 Objective = Callable[[torch.Tensor, torch.Tensor, bool, float], torch.Tensor]
 
 LOG2 = math.log(2.0)
 
 
-def _split(values: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(value of `classes`, best value among the other classes), per sample; masks with -inf."""
-    mask = F.one_hot(classes, values.shape[1]).bool()
-    chosen = values[mask]
-    others = values.masked_fill(mask, float("-inf")).amax(dim=1)
-    return chosen, others
-
-
 def _gap(values: torch.Tensor, classes: torch.Tensor, targeted: bool) -> torch.Tensor:
-    """max_{i≠t} v_i − v_t (targeted) or v_y − max_{i≠y} v_i (untargeted): ≤ 0 on success."""
-    chosen, others = _split(values, classes)
-    return others - chosen if targeted else chosen - others
+    """`metrics.margin` of `values` towards (targeted) or away from `classes`: ≤ 0 on success."""
+    return margin(values, classes, classes if targeted else None)
 
 
 def f1(z: torch.Tensor, classes: torch.Tensor, targeted: bool, kappa: float = 0.0) -> torch.Tensor:
@@ -85,5 +81,20 @@ def objective(name: str) -> Objective:
 
 
 def succeeded(z: torch.Tensor, classes: torch.Tensor, targeted: bool, kappa: float = 0.0) -> torch.Tensor:
-    """The κ-shifted success test of the reference code, per sample, on logits."""
-    return _gap(z, classes, targeted) <= -kappa if kappa > 0 else _gap(z, classes, targeted) < 0
+    """The κ-shifted success test of the reference code, per sample, on logits: margin ≤ −κ
+    (κ > 0) or margin < 0 (κ = 0, where a tie is not a success)."""
+    m = _gap(z, classes, targeted)
+    return m <= -kappa if kappa > 0 else m < 0
+
+
+@dataclass(kw_only=True)
+class ObjectiveAttack(MinimalNormAttack):
+    """A C&W-family attack: it minimises a distance plus c·f(x′) with f one of the objectives
+    above. The hyper-parameters every such attack shares (subclasses re-declare defaults with
+    `params.override`)."""
+
+    max_iterations: int = param(1000, low=1, high=MAX_ITERATIONS, doc="optimiser iterations per descent")
+    learning_rate: float = param(1e-2, low=0.0, low_open=True, doc="the optimiser's (initial) step size")
+    initial_const: float = param(1e-3, low=0.0, low_open=True, doc="c of the first descent")
+    abort_early: bool = param(True, doc="end a descent when its loss stops falling")
+    objective: str = param("f6", choices=tuple(OBJECTIVES), doc="the C&W objective f1–f7 (f6: logit margin)")

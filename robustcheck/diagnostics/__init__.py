@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from robustcheck.attacks.base import AttackResult
+from robustcheck.attacks import AttackResult
 from robustcheck.diagnostics.checks import CHECKS, NO_SAMPLES
 from robustcheck.diagnostics.probes import Context
 from robustcheck.diagnostics.table import DiagnosticCheck, Measured, Rule

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustcheck.attacks.base import AttackResult
+from robustcheck import metrics
+from robustcheck.attacks import AttackResult
 from robustcheck.diagnostics.loss_surface import scan_for_jumps
-from robustcheck.diagnostics.probes import LINEARITY_STEP, Context, margin_loss_torch
+from robustcheck.diagnostics.probes import LINEARITY_STEP, Context
 from robustcheck.diagnostics.table import Measured
 
 #: Repeated oracle calls on one input (randomised-model check).
@@ -102,9 +103,9 @@ def nondifferentiable_ops(ctx: Context) -> Measured | None:
 
 
 def broken_gradients(ctx: Context) -> Measured:
-    """Zero, NaN or infinite margin-loss gradients."""
+    """Zero, NaN or infinite gradients of the loss −`metrics.margin`."""
     xt = torch.from_numpy(ctx.x).float().requires_grad_(True)
-    loss = margin_loss_torch(ctx.model.torch_logits(xt), torch.from_numpy(ctx.y))
+    loss = -metrics.margin(ctx.model.torch_logits(xt), torch.from_numpy(ctx.y))
     (grad,) = torch.autograd.grad(loss.sum(), xt)
     flat = grad.flatten(1)
     bad = (~torch.isfinite(flat).all(dim=1)) | (flat.abs().amax(dim=1) == 0)

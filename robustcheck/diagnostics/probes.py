@@ -12,9 +12,8 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from robustcheck.attacks.base import AttackResult
-from robustcheck.attacks.blackbox import RandomNoise, SquareAttack
-from robustcheck.attacks.gradient import FGSM, PGD
+from robustcheck import metrics
+from robustcheck.attacks import FGSM, PGD, AttackResult, RandomNoise, SquareAttack
 from robustcheck.model import Model
 from robustcheck.profiles import DiagnosticsBudget
 
@@ -76,13 +75,14 @@ class Context:
 
     @cached_property
     def gradient_and_linearity(self) -> tuple[np.ndarray, float]:
-        """The margin-loss input gradient, and the median relative error of its first-order
-        prediction of the loss LINEARITY_STEP × range along itself."""
+        """The input gradient of the loss −`metrics.margin` (positive when misclassified), and the
+        median relative error of its first-order prediction of the loss LINEARITY_STEP × range
+        along itself."""
         model = self.model
         lo, hi = model.input_range
         yt = torch.from_numpy(self.y)
         xt = torch.from_numpy(self.x).float().requires_grad_(True)
-        loss = margin_loss_torch(model.torch_logits(xt), yt)
+        loss = -metrics.margin(model.torch_logits(xt), yt)
         (grad,) = torch.autograd.grad(loss.sum(), xt)
         flat = grad.flatten(1)
         ok = torch.isfinite(flat).all(dim=1) & (flat.abs().amax(dim=1) > 0)
@@ -90,14 +90,8 @@ class Context:
         direction = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-30)
         with torch.no_grad():
             moved = (xt.detach().flatten(1) + step * direction).clamp(lo, hi)
-            actual = (margin_loss_torch(model.torch_logits(moved.view_as(xt)), yt) - loss.detach()) / step
+            actual = (-metrics.margin(model.torch_logits(moved.view_as(xt)), yt) - loss.detach()) / step
             predicted = (flat * (moved - xt.detach().flatten(1))).sum(dim=1) / step
             rel = ((actual - predicted).abs() / predicted.abs().clamp_min(1e-12))[ok]
         grad_np = torch.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0).numpy()
         return grad_np, float(rel.median()) if len(rel) else 0.0
-
-
-def margin_loss_torch(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Best other logit minus the true one (positive means misclassified)."""
-    mask = torch.nn.functional.one_hot(y, logits.shape[1]).bool()
-    return logits.masked_fill(mask, float("-inf")).amax(dim=1) - logits[mask]
