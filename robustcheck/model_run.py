@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from robustcheck import metrics
 from robustcheck.attacks import Attack, AttackResult, attack_spec
+from robustcheck.attacks.base import BOX_TOLERANCE
 from robustcheck.config import Check, ModelConfig
 from robustcheck.data import Dataset, load_dataset
 from robustcheck.errors import DataError
@@ -25,16 +27,7 @@ from robustcheck.model import Model, load_model
 from robustcheck.paths import safe_name, write_atomic
 from robustcheck.profiles import Profile
 from robustcheck.properties import counterexample
-from robustcheck.record import (
-    AttackRecord,
-    Counterexample,
-    CurvePoint,
-    Distortion,
-    InputInfo,
-    ModelSpec,
-    OutputInfo,
-    ParityInfo,
-)
+from robustcheck.record import AttackRecord, Counterexample, CurvePoint, Distortion
 
 CURVE_POINTS = 25
 MAX_COUNTEREXAMPLES_SAVED = 8
@@ -74,7 +67,7 @@ class ModelRun:
         model = load_model(self.path, input_range=self.config.input_range, layout=self.config.layout,  # type: ignore[arg-type]
                            output=self.config.output, parity_inputs=data.x[:16])
         lo, hi = model.input_range
-        if data.x.min() < lo - 1e-6 or data.x.max() > hi + 1e-6:
+        if data.x.min() < lo - BOX_TOLERANCE or data.x.max() > hi + BOX_TOLERANCE:
             raise DataError(f"{where}: values span [{data.x.min():g}, {data.x.max():g}], outside "
                             f"{self.path.name}'s input range [{lo:g}, {hi:g}]")
         if data.y.max() >= model.num_classes or data.y.min() < 0:
@@ -147,17 +140,24 @@ class ModelRun:
         return self._cache[key]
 
     def robust_accuracy(self, check: Check) -> tuple[float, AttackResult]:
-        """Robust accuracy on the eval set: correct and no verified adversarial example within ε."""
+        """`metrics.robust_accuracy` on the eval set: correct and no verified adversarial example within ε."""
         result = self.attack_pool(check.attack, check)
-        broken = int(result.within(check.epsilon).sum())
-        return (int(self.eval_correct.sum()) - broken) / max(1, len(self.eval_set)), result
+        return self._robust_accuracy(result, check.epsilon), result
+
+    def _robust_accuracy(self, result: AttackResult, epsilon: float | None) -> float:
+        """Over every eval row (misclassified ones count as not robust); `result` is a pool run
+        (the correct rows, in order); ε None: before any attack."""
+        broken = np.zeros(len(self.eval_set), dtype=bool)
+        if epsilon is not None:
+            broken[self.eval_correct] = result.within(epsilon)
+        return metrics.robust_accuracy(self.eval_correct, broken)
 
     def all_results(self) -> list[AttackResult]:
         return [r for k, r in self._cache.items() if k[-1] == "pool"]
 
     def minimal_norm_results(self) -> list[tuple[str, AttackResult]]:
-        """(label, untargeted pool run) of every minimal-norm attack run so far (C&W, EAD)."""
-        return [(k[0], r) for k, r in self._cache.items() if k[-1] == "pool" and r.epsilon is None]
+        """(label, untargeted pool run) of every minimal-norm attack run so far (C&W, EAD, …)."""
+        return [(k[0], r) for k, r in self._cache.items() if k[-1] == "pool" and r.minimal_norm]
 
     # -- records --------------------------------------------------------------------------
     def attack_record(self, label: str, result: AttackResult) -> AttackRecord:
@@ -175,17 +175,15 @@ class ModelRun:
         )
 
     def curve(self, result: AttackResult) -> list[CurvePoint]:
-        """Robust accuracy on the eval set against ε, from the per-sample minimal distortions."""
+        """Robust accuracy on the eval set against ε: for a minimal-norm pool run, from its
+        per-sample minimal distortions; for a bounded one, before the attack and at its ε."""
         finite = result.distances[result.norm][result.success]
-        if result.epsilon is not None or not len(finite):
-            eps = result.epsilon or 0.0
-            acc = (int(self.eval_correct.sum()) - int(result.success.sum())) / max(1, len(self.eval_set))
-            base = float(self.eval_correct.mean())
-            return [CurvePoint(0.0, base)] + ([CurvePoint(float(eps), acc)] if eps else [])
+        if not result.minimal_norm or not len(finite):
+            start = CurvePoint(0.0, self._robust_accuracy(result, None))
+            eps = result.epsilon
+            return [start] + ([CurvePoint(float(eps), self._robust_accuracy(result, eps))] if eps else [])
         grid = np.linspace(0.0, float(finite.max()) * 1.05, CURVE_POINTS)
-        n = max(1, len(self.eval_set))
-        correct = int(self.eval_correct.sum())
-        return [CurvePoint(float(e), (correct - int((finite <= e).sum())) / n) for e in grid]
+        return [CurvePoint(float(e), self._robust_accuracy(result, float(e))) for e in grid]
 
     @property
     def counterexample_dir(self) -> Path:
@@ -233,9 +231,6 @@ class ModelRun:
                                          reproduce)
                 for i in order]
 
-    def spec(self) -> ModelSpec:
-        return model_spec(self.model)
-
 
 def _stat(values: np.ndarray, fn: Any) -> float | None:
     return float(fn(values)) if len(values) else None
@@ -246,22 +241,3 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     for k, v in params.items():
         out[k] = v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
     return out
-
-
-def model_spec(model: Model) -> ModelSpec:
-    """The record's typed view of a loaded model's input, output, replica and parity."""
-    spec = model.input_spec
-    parity = model.parity
-    return ModelSpec(
-        input=InputInfo(name=spec.name, shape=["N" if d is None else d for d in spec.shape], dtype=spec.dtype,
-                        layout=spec.layout, range=[float(v) for v in spec.input_range], fixed_batch=spec.fixed_batch),
-        output=OutputInfo(name=model.output_spec.name, kind=model.output_spec.kind, classes=model.num_classes,
-                          cut_node=model.output_spec.cut_node),
-        replica=None if model.replica is None else "torch", replica_reason=model.replica_reason,
-        nondifferentiable_ops=list(model.nondifferentiable_ops),
-        parity=None if parity is None else ParityInfo(
-            samples=int(parity.samples), source=str(parity.source), max_abs_diff=float(parity.max_abs_diff),
-            max_rel_diff=float(parity.max_rel_diff), argmax_agreement=float(parity.argmax_agreement),
-            passed=bool(parity.passed)),
-        warnings=list(model.warnings),
-    )

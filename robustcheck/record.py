@@ -100,6 +100,12 @@ class AttackRecord:
     curve: list[CurvePoint] = field(default_factory=list)
     targeted: bool = False
 
+    @property
+    def minimal_norm(self) -> bool:
+        """A minimal-norm attack's run (C&W, EAD, JSMA…), not a bounded one's. Every attack is
+        one of the two kinds (`attacks.base`), and only a bounded one records an ε."""
+        return self.epsilon is None
+
 
 NORM_LABELS = {"l0": "L0", "l1": "L1", "l2": "L2", "linf": "Linf"}
 

@@ -117,7 +117,7 @@ class RobustcheckSession:
     def model_info(self, run: ModelRun) -> ModelInfo:
         """Everything a record says about the model itself; raises when the model cannot be loaded."""
         model = run.model
-        return ModelInfo(name=run.name, file=self.relpath(run.path), sha256=model.sha256, spec=run.spec(),
+        return ModelInfo(name=run.name, file=self.relpath(run.path), sha256=model.sha256, spec=model.spec(),
                          config=run.config.to_dict(), clean_accuracy=run.clean_accuracy, samples=run.n_samples)
 
     def findings(self, run: ModelRun) -> list[Finding]:

@@ -11,8 +11,8 @@ Public entry points:
 - `write_reports(record, json_path, html_path)` → writes both files (JSON validated first)
 - `robustcheck.report.json_report.write_json(record, path)`
 - `robustcheck.report.html.write_html(record, path)` / `render_html(record)`
-- `robustcheck.report.console.make_console(...)`, `render_summary(...)`, `render_header(...)`,
-  `progress(...)`
+- `robustcheck.report.terminal.make_console(...)`, `progress(...)`
+- `robustcheck.report.console.render_summary(...)`, `render_header(...)`
 - `robustcheck.report.images.write_counterexample_png(...)`
 """
 
@@ -112,7 +112,7 @@ def summarize(record: RunRecord) -> Summary:
         models.append(ModelSummary(
             name=model.name, verdict=model.verdict, error=model.error, clean_accuracy=_num(model.clean_accuracy),
             robust=robust,
-            distortions=[(a.attack, a.norm, _median(a)) for a in model.attacks if a.epsilon is None],
+            distortions=[(a.attack, a.norm, _median(a)) for a in model.attacks if a.minimal_norm],
             findings=findings, finding_ids=[f.id for f in model.findings], items=items,
             counterexamples=len(model.counterexamples), anchor=anchor(model.name, index),
         ))

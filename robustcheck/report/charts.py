@@ -86,7 +86,7 @@ def robustness_curves_svg(attacks: Sequence[AttackRecord], *, epsilons: Iterable
                 continue
             colour = colours.get(attack.attack, PALETTE[0])
             label = _text(_attack_label(attack))
-            if attack.epsilon is not None or len(xs) <= 2:
+            if not attack.minimal_norm or len(xs) <= 2:
                 # A bounded attack measures one ε: show the measured points, not a fake curve.
                 ax.plot(xs, ys, color=colour, linestyle="--", linewidth=1.2, marker="o", markersize=4, label=label)
             else:
@@ -111,8 +111,8 @@ def distortion_histograms_svg(attacks: Sequence[AttackRecord], *, colours: dict[
     found = [a for a in attacks if any(_finite(d) for d in a.min_distances)]
     # A bounded attack (FGSM, PGD) stops anywhere inside its ε-ball: its distances are not minimal.
     # Show it only for a norm no minimum-seeking attack covers.
-    searched = {a.norm for a in found if a.epsilon is None}
-    groups = _by_norm([a for a in found if a.epsilon is None or a.norm not in searched])
+    searched = {a.norm for a in found if a.minimal_norm}
+    groups = _by_norm([a for a in found if a.minimal_norm or a.norm not in searched])
     if not groups:
         return None
     colours = colours or colour_map(a.attack for a in attacks)

@@ -98,11 +98,13 @@ def pictures_from_npz(path: str | os.PathLike[str], layout: str | None = None,
     """
     import numpy as np
 
+    from robustcheck.metrics import channel_axis
+
     with np.load(path, allow_pickle=False) as data:
         x, x_adv = data["x"], data["x_adv"]
         if layout is None and "layout" in data.files:
             saved = str(data["layout"])
-            layout = saved if saved in ("NCHW", "NHWC") else None
+            layout = saved if channel_axis(saved) is not None else None
         if input_range is None and "input_range" in data.files:
             input_range = [float(v) for v in np.asarray(data["input_range"]).ravel()[:2]]
     return counterexample_pictures(x, x_adv, layout, input_range)
@@ -148,8 +150,11 @@ def _to_hwc(arr: Any, layout: str | None) -> Any:
     """Drop batch axes of 1 and bring one sample to (H, W) or (H, W, 3)."""
     import numpy as np
 
+    from robustcheck.metrics import channel_axis
+
     a = np.asarray(arr)
-    if layout in ("NCHW", "NHWC"):
+    axis = channel_axis(layout)  # of a batch; of one sample it is axis - 1
+    if axis is not None:
         while a.ndim > 3:
             a = a[0]  # the batch axis (of 1)
     else:
@@ -162,10 +167,8 @@ def _to_hwc(arr: Any, layout: str | None) -> Any:
             return _vector(a[0])
         return a
     if a.ndim == 3:
-        if layout == "NHWC":
-            hwc = a
-        elif layout == "NCHW":
-            hwc = np.moveaxis(a, 0, -1)
+        if axis is not None:
+            hwc = np.moveaxis(a, axis - 1, -1)
         elif a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
             hwc = np.moveaxis(a, 0, -1)
         else:
