@@ -1,8 +1,8 @@
 """pytest collection nodes: one `OnnxFile` per model, one item per robustness claim.
 
 Imported only when `--robustcheck` is given (it pulls in torch and onnxruntime). Each item's
-`evaluate` computes through a per-process `ModelRun` and returns an `Evaluation` (typed
-figures, attack records, counterexamples, findings); `runtest` keeps it and raises the
+`evaluate` computes through a per-process `ModelRun` and returns an `Evaluation`
+(evaluation.py: typed figures, attack records, counterexamples, findings); `runtest` keeps it and raises the
 evaluation's failure (a `ClaimFailure`, shown without a traceback). The session turns the
 item into a `record.ItemOutcome` (see `RobustcheckItem.outcome`).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +24,10 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from robustcheck.config import Check
 from robustcheck.errors import ClaimFailure, ConfigError, RobustcheckError, RobustcheckWarning
+from robustcheck.evaluation import Evaluation, GateFailure, gate_met, internal_error_line, outcome_message
 from robustcheck.figures import (
     BaselineFigures,
     CleanAccuracyFigures,
-    Figures,
     GradientMaskingFigures,
     RobustAccuracyFigures,
     RobustPropertyFigures,
@@ -38,7 +38,6 @@ from robustcheck.record import (
     AttackRecord,
     BaselineDelta,
     Counterexample,
-    Finding,
     ItemOutcome,
     ItemRecord,
     ModelInfo,
@@ -52,48 +51,6 @@ if TYPE_CHECKING:
 
 #: Counterexamples of the minimal-norm attacks shown as evidence when the masking item fails.
 MASKING_COUNTEREXAMPLES = 4
-
-
-class GateFailure(ClaimFailure):
-    """A gate (threshold) was not met; the message is the report."""
-
-
-@dataclass
-class Evaluation:
-    """What an item measured, built once; `failure` is raised after it is recorded."""
-
-    figures: Figures
-    attacks: list[AttackRecord] = field(default_factory=list)
-    counterexamples: list[Counterexample] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
-    baseline: list[BaselineDelta] = field(default_factory=list)
-    failure: ClaimFailure | None = None
-    warnings: list[str] = field(default_factory=list)
-
-
-def gate_met(value: float, minimum: float, epsilon: float | None = None) -> bool:
-    """A figure meets its gate: never when the figure, the gate or the claimed ε is not finite."""
-    numbers = [value, minimum] + ([] if epsilon is None else [epsilon])
-    return all(math.isfinite(v) for v in numbers) and value >= minimum
-
-
-def internal_error_line(exc: BaseException) -> str:
-    """The one line an unexpected exception becomes (the traceback only under -v / --tb=long)."""
-    text = str(exc).strip().splitlines()
-    detail = f": {text[0]}" if text else ""
-    return (f"internal error in robustcheck: {type(exc).__name__}{detail} "
-            "(run with --tb=long or -v for the traceback)")
-
-
-def outcome_message(exc: BaseException | None) -> str:
-    """An item's message: the failure's own report, a robustcheck error's line, or one internal-error line."""
-    if exc is None:
-        return ""
-    if isinstance(exc, (ClaimFailure, RobustcheckError)):
-        return str(exc)
-    if isinstance(exc, pytest.skip.Exception):
-        return str(exc.msg)
-    return internal_error_line(exc)
 
 
 class OnnxFile(pytest.File):

@@ -214,7 +214,8 @@ class RobustcheckSession:
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int) -> None:
         if self.is_worker or not self.outcomes:
             return
-        from robustcheck.report.console import make_console, render_summary
+        from robustcheck.report.console import render_summary
+        from robustcheck.report.terminal import make_console
 
         config = self.config
         color = {"yes": True, "no": False}.get(config.getoption("color"), None)

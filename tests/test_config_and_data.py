@@ -209,7 +209,7 @@ def test_a_non_finite_figure_gate_or_epsilon_never_passes(tmp_path: Path) -> Non
     from toy_suite import write_suite
 
     from robustcheck.attacks import CarliniWagnerL2
-    from robustcheck.items import gate_met
+    from robustcheck.evaluation import gate_met
     from robustcheck.model import load_model
     from robustcheck.properties import assert_robust, robust_accuracy
 

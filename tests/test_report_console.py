@@ -10,7 +10,8 @@ import pytest
 from report_fixtures import realistic_record
 
 from robustcheck.record import ModelRecord, RunRecord
-from robustcheck.report.console import make_console, progress, render_header, render_summary
+from robustcheck.report.console import render_header, render_summary
+from robustcheck.report.terminal import make_console, progress
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -306,11 +306,23 @@ def test_charts_are_clean_inline_svg():
 
 def test_renderer_modules_import_light():
     code = ("import sys, robustcheck.report, robustcheck.report.html, robustcheck.report.images, "
-            "robustcheck.report.charts, robustcheck.report.json_report, robustcheck.report.console; "
-            "print(sorted(m for m in ('matplotlib', 'jinja2', 'PIL', 'numpy', 'jsonschema', 'rich') "
+            "robustcheck.report.charts, robustcheck.report.json_report, robustcheck.report.console, "
+            "robustcheck.report.gallery, robustcheck.report.terminal; "
+            "print(sorted(m for m in ('matplotlib', 'jinja2', 'PIL', 'numpy', 'jsonschema', 'rich', 'torch') "
             "if m in sys.modules))")
     out = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_drawing_a_counterexample_does_not_load_torch(tmp_path):
+    # The channel axis comes from metrics.channel_axis, which must stay usable without torch.
+    code = ("import sys, numpy as np; from robustcheck.report.images import pictures_from_npz; "
+            f"p = {str(tmp_path / 'c.npz')!r}; x = np.zeros((1, 5, 6, 3), np.float32); "
+            "np.savez(p, x=x, x_adv=x + 0.5, layout='NHWC'); pics = pictures_from_npz(p); "
+            "print(pics.width, pics.height, 'torch' in sys.modules)")
+    out = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    width, height, torch_loaded = out.split()
+    assert torch_loaded == "False" and int(width) > int(height)  # a 6-wide, 5-high picture, scaled alike
 
 
 # -- in a real browser ---------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ images, as a second line of defence. Jinja2 autoescapes everything: names, metad
 config values and finding text supplied by models or configs are shown as text, never
 interpreted. Only the SVG charts are inserted unescaped, after `charts.clean_svg`.
 
-The page stays small: at most `GALLERY_PER_MODEL` counterexamples per model (smallest
-distortion first, spread over the properties) and `GALLERY_TOTAL` for the whole report; the
-report says how many were left out and where the rest are.
+The page stays small: `gallery.py` shows at most `GALLERY_PER_MODEL` counterexamples per
+model (smallest distortion first, spread over the properties) and `GALLERY_TOTAL` for the
+whole report; the report says how many were left out and where the rest are.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ from typing import TYPE_CHECKING, Any
 from robustcheck.figures import ClaimFigures
 from robustcheck.record import is_bad, severity_rank
 from robustcheck.report import Summary, fmt_num, fmt_pct, fmt_seconds, norm_name, summarize
+from robustcheck.report.gallery import GALLERY_PER_MODEL, GALLERY_TOTAL, model_gallery
 from robustcheck.typed_data import to_plain
 
 if TYPE_CHECKING:
-    from robustcheck.record import AttackRecord, Counterexample, InputInfo, ModelRecord, ModelSpec, RunRecord
+    from robustcheck.record import AttackRecord, ModelRecord, ModelSpec, RunRecord
 
-GALLERY_PER_MODEL = 12
-GALLERY_TOTAL = 60
 MESSAGE_LIMIT = 6000
 ATTENTION_LIMIT = 40
 TRUNCATED = "\n… (truncated; the full text is in robustcheck.json)"
@@ -202,7 +201,7 @@ def _model_view(model: ModelRecord, anchor: str, index: int, colours: dict[str, 
             hist = charts.distortion_histograms_svg(model.attacks, colours=colours, id_prefix=f"m{index}h")
         except Exception as exc:  # a chart must never cost the whole report
             chart_error = f"charts could not be drawn: {type(exc).__name__}: {exc}"
-    gallery, notes = _gallery(model, inp, budget, base_dir, pictures)
+    gallery, notes = model_gallery(model, inp, budget, base_dir, pictures)
     findings = sorted(model.findings, key=lambda f: (severity_rank(f.severity), f.id))
     return {
         "name": model.name,
@@ -284,96 +283,6 @@ def _attack_view(a: AttackRecord, colours: dict[str, str]) -> dict[str, Any]:
         "params": [(str(k), _value(v)) for k, v in sorted(a.params.items())],
         "colour": colours.get(a.attack, "#888888"),
     }
-
-
-# -- gallery --------------------------------------------------------------------------------------
-def _gallery(model: ModelRecord, inp: InputInfo | None, budget: list[int], base_dir: Path | None,
-             pictures: dict[tuple[Any, ...], Any]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Up to GALLERY_PER_MODEL cards, smallest distortion first, taking turns between properties.
-
-    The same adversarial example found for several properties is one card naming them all.
-    """
-    chosen = _choose(model.counterexamples, min(GALLERY_PER_MODEL, budget[0]))
-    budget[0] -= len(chosen)
-    layout = None if inp is None else inp.layout
-    input_range = inp.range if inp is not None and len(inp.range) == 2 else None
-    cards = [_card(same, layout, input_range, base_dir, pictures) for same in chosen]
-    notes = []
-    left = len(model.counterexamples) - sum(len(same) for same in chosen)
-    if left > 0:
-        why = (f"the report shows at most {GALLERY_PER_MODEL} per model" if len(chosen) == GALLERY_PER_MODEL
-               else f"the report shows at most {GALLERY_TOTAL} in all")
-        notes.append(f"{left} more counterexample{'s' if left != 1 else ''} not shown ({why}, the smallest "
-                     "distortions first); every one is listed in robustcheck.json with its .npz file.")
-    return cards, notes
-
-
-def _choose(counterexamples: list[Counterexample], limit: int) -> list[list[Counterexample]]:
-    if limit <= 0:
-        return []
-    same: dict[tuple[Any, ...], list[Counterexample]] = {}
-    for c in counterexamples:
-        key = (c.attack, c.norm, c.dataset_index, c.target, c.adv_label, round(c.distance, 6))
-        same.setdefault(key, []).append(c)
-    groups: dict[str, list[list[Counterexample]]] = {}
-    for entry in same.values():
-        groups.setdefault(entry[0].property, []).append(entry)
-    queues = [sorted(g, key=lambda e: e[0].distance) for g in groups.values()]
-    out: list[list[Counterexample]] = []
-    while len(out) < limit and any(queues):
-        for q in queues:
-            if q and len(out) < limit:
-                out.append(q.pop(0))
-    return out
-
-
-def _card(same: list[Counterexample], layout: str | None, input_range: Any, base_dir: Path | None,
-          pictures: dict[tuple[Any, ...], Any]) -> dict[str, Any]:
-    from robustcheck.report.images import pictures_from_npz
-
-    c = same[0]
-    images = None
-    problem = None
-    npz = _locate(c.npz, base_dir)
-    if c.npz is None:
-        problem = "no .npz file was saved for this counterexample"
-    elif npz is None:
-        problem = f"{c.npz} not found"
-    else:
-        try:
-            key = (str(npz), layout, None if input_range is None else tuple(input_range))
-            if key not in pictures:
-                pictures[key] = pictures_from_npz(npz, layout, input_range)
-            pics = pictures[key]
-            uris = pics.data_uris()
-            images = {"original": uris["original"], "perturbation": uris["perturbation"],
-                      "adversarial": uris["adversarial"], "width": pics.width, "height": pics.height,
-                      "amplification": None if pics.amplification is None else f"amplified ×{pics.amplification:.2g}"}
-        except Exception as exc:  # a damaged file must not cost the whole report
-            problem = f"{c.npz}: cannot be drawn ({type(exc).__name__}: {exc})"
-    order = ["l0", "l1", "l2", "linf"]
-    distances = sorted(c.distances.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9)
-    return {
-        "property": ", ".join(dict.fromkeys(x.property for x in same)), "entries": len(same),
-        "attack": c.attack, "norm": norm_name(c.norm),
-        "sample_index": c.sample_index, "dataset_index": c.dataset_index,
-        "true_label": c.true_label, "adv_label": c.adv_label, "target": c.target,
-        "confidence_true": fmt_pct(c.confidence_true), "confidence_adv": fmt_pct(c.confidence_adv),
-        "distances": [(norm_name(k), fmt_num(v, 4), k == c.norm) for k, v in distances],
-        "epsilon": None if c.epsilon is None else f"{c.epsilon:g}",
-        "npz": c.npz, "png": c.png, "reproduce": c.reproduce, "text": c.describe(),
-        "images": images, "problem": problem,
-    }
-
-
-def _locate(name: str | None, base_dir: Path | None) -> Path | None:
-    if not name:
-        return None
-    path = Path(name)
-    candidates = [path]
-    if not path.is_absolute() and base_dir is not None:
-        candidates += [base_dir / path, base_dir / path.name]
-    return next((p for p in candidates if p.is_file()), None)
 
 
 def _when(stamp: str | None) -> str:
