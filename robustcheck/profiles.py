@@ -1,7 +1,11 @@
 """Budgets: how many samples, Hypothesis examples, attack iterations and diagnostics a run spends.
 
 The one home of budgets. `--robustcheck-profile` picks one. The README gives each profile's
-measured time and strength. Import-light.
+measured time and strength. A profile's `attacks` table is keyed by an attack's family name,
+its `name` trait ("cw-l2", "cw-linf", "cw-l0", "ead", "pgd", …), not by a config label: the
+budget of "ead" applies to both labels "ead-en" and "ead-l1", that of "pgd" to "pgd-linf" and
+"pgd-l2". Every key is a registered attack's name and every value one of its declared
+hyper-parameters (tests/test_attack_registry.py checks both). Import-light.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ class Profile:
     examples: int
     #: The gradient-masking diagnostics' budget.
     diagnostics: DiagnosticsBudget
-    #: Attack hyper-parameters per attack class name (config `attacks` tables override these).
+    #: Attack hyper-parameters per attack family name, the `name` trait (config `attacks` tables override these).
     attacks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
