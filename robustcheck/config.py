@@ -29,7 +29,7 @@ import math
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from robustcheck.errors import AttackParamError, ConfigError, RobustcheckError
 
@@ -82,11 +82,11 @@ class ModelConfig:
 
     dataset: DatasetSpec | None = None
     input_range: tuple[float, float] | None = None
-    layout: str | None = None
+    layout: Literal["NCHW", "NHWC"] | None = None
     output: str | None = None
     samples: int | None = None
     min_clean_accuracy: float | None = None
-    masking: str = "fail"
+    masking: Literal["fail", "warn"] = "fail"
     baseline_tolerance: float = 0.02
     checks: tuple[Check, ...] = ()
     attacks: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()

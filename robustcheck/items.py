@@ -296,7 +296,7 @@ class MaskingItem(RobustcheckItem):
         findings = self.rc.findings(run)
         errors = [f for f in findings if f.severity == "error"]
         figures = GradientMaskingFigures(errors=len(errors), warnings=sum(f.severity == "warning" for f in findings),
-                                         findings=[f.id for f in findings], policy=run.config.masking)  # type: ignore[arg-type]
+                                         findings=[f.id for f in findings], policy=run.config.masking)
         if not errors:
             return Evaluation(figures, findings=findings)
         # The evidence a reviewer wants to see: what the strongest attack found where the weak ones did not.

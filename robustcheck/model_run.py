@@ -64,7 +64,7 @@ class ModelRun:
     def model(self) -> Model:
         data = self.data
         where = self.config.dataset.path if self.config.dataset else "dataset"
-        model = load_model(self.path, input_range=self.config.input_range, layout=self.config.layout,  # type: ignore[arg-type]
+        model = load_model(self.path, input_range=self.config.input_range, layout=self.config.layout,
                            output=self.config.output, parity_inputs=data.x[:16])
         lo, hi = model.input_range
         if data.x.min() < lo - BOX_TOLERANCE or data.x.max() > hi + BOX_TOLERANCE:
