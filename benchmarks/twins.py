@@ -143,9 +143,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a loaded machine)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    from twins import build_twins
+
     from robustcheck.data import load_dataset
     from robustcheck.model import load_model
-    from twins import build_twins
 
     data = load_dataset(ROOT / "models" / "data" / "mnist-heldout.npz").take(np.arange(args.samples))
     folder = Path(tempfile.mkdtemp(prefix="twins-"))
@@ -157,7 +158,8 @@ def main() -> None:
              f"{platform.platform()}, torch {torch.__version__}, load average at start "
              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; first {args.samples} held-out images; "
              f"profile `{args.profile}` budgets (C&W-L2 {attacks['cw'].binary_search_steps} × "
-             f"{attacks['cw'].max_iterations}, PGD {attacks['pgd-l2@1'].steps} steps × {attacks['pgd-l2@1'].restarts}); "
+             f"{attacks['cw'].max_iterations}, PGD {attacks['pgd-l2@1'].steps} steps × "
+             f"{attacks['pgd-l2@1'].restarts}); "
              "margin loss for PGD.", "",
              "| model | gradients | C&W-L2 success | C&W median L2 (× baseline) | robust acc. C&W L2 1.0 | re-verified "
              "| robust acc. PGD L2 1.0 | robust acc. PGD L∞ 0.1 | PGD L∞ 0.3 success | wall |",

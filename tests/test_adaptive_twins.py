@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from twins import build_twins
 
 from robustcheck.attacks import PGD, CarliniWagnerL2
 from robustcheck.data import correctly_classified
 from robustcheck.model import Model, load_model
-from twins import build_twins
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = 8

@@ -26,7 +26,8 @@ def _replica(op: str, x: np.ndarray, attrs: dict[str, Any] | None = None, consts
     return replica
 
 
-def _grad(replica: torch.nn.Module, x: np.ndarray, weights: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _grad(replica: torch.nn.Module, x: np.ndarray,
+          weights: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(output, d sum(weights · output) / d input) in float64."""
     xt = torch.from_numpy(x).double().requires_grad_(True)
     out = replica(xt).double()

@@ -121,7 +121,7 @@ def _window_mean(ctx: NodeContext, x: Tensor, kernel: list[int]) -> Tensor:
     begin, end = explicit_pads(ctx, x, kernel)
     strides = ints(ctx.attr("strides")) or [1, 1]
     flat = torch_pad_order(begin, end)
-    patches = F.unfold(F.pad(x, flat), kernel, stride=strides)
+    patches = F.unfold(F.pad(x, flat), tuple(kernel), stride=tuple(strides))
     n, c = x.shape[:2]
     size = kernel[0] * kernel[1]
     patches = patches.reshape(n, c, size, -1)
@@ -132,7 +132,7 @@ def _window_mean(ctx: NodeContext, x: Tensor, kernel: list[int]) -> Tensor:
         count = torch.full_like(total[:1, :1], float(size))
     else:
         ones = F.pad(torch.ones_like(x[:1, :1]), flat)
-        count = F.unfold(ones, kernel, stride=strides).sum(dim=1, keepdim=True)
+        count = F.unfold(ones, tuple(kernel), stride=tuple(strides)).sum(dim=1, keepdim=True)
     rows = (x.shape[2] + begin[0] + end[0] - kernel[0]) // strides[0] + 1
     return (total / count).reshape(n, c, rows, -1)
 
