@@ -174,6 +174,10 @@ class RobustAccuracyItem(RobustcheckItem):
             attack=check.attack, norm=check.norm, epsilon=check.epsilon, targeted=check.targeted,
             robust_accuracy=acc, min=check.min, samples=len(run.eval_set), broken=broken,
             attack_success_rate=result.success_rate, median_distortion=median)
+        exact = run.exact_robust_accuracy(check)
+        if exact is not None:  # adaptive gradients: the exact ones' figure is the evidence beside it
+            figures.gradient_mode = "adaptive"
+            figures.exact_robust_accuracy, figures.exact_attack_success_rate = exact[0], exact[1].success_rate
         failure = None
         if not gate_met(acc, check.min, check.epsilon):
             lines = [f"{run.name}: robust accuracy {acc:.1%} under {check.attack} at {check.norm.upper()} "

@@ -73,6 +73,7 @@ class ModelRun:
         if data.y.max() >= model.num_classes or data.y.min() < 0:
             raise DataError(f"{where}: labels span [{data.y.min()}, {data.y.max()}] but {self.path.name} "
                             f"has {model.num_classes} classes")
+        model.eot_draws = self.profile.eot_draws
         return model
 
     @property
@@ -142,6 +143,21 @@ class ModelRun:
     def robust_accuracy(self, check: Check) -> tuple[float, AttackResult]:
         """`metrics.robust_accuracy` on the eval set: correct and no verified adversarial example within ε."""
         result = self.attack_pool(check.attack, check)
+        return self._robust_accuracy(result, check.epsilon), result
+
+    def exact_robust_accuracy(self, check: Check) -> tuple[float, AttackResult] | None:
+        """The same attack on the replica's true gradients, for a model attacked with adaptive
+        ones (surrogate backward rules, EOT); None otherwise. Cached apart from the pool runs."""
+        model = self.model
+        if model.gradient_mode != "adaptive" or not attack_spec(check.attack).attack_cls.needs_replica:
+            return None
+        params = json.dumps(self.attack_params(check.attack, check), sort_keys=True, default=str)
+        key = (check.attack, params, "pool-exact")
+        if key not in self._cache:
+            with model.gradients("exact"):
+                self._cache[key] = self.make_attack(check.attack, check).run(
+                    model, self.pool.x, self.pool.y, seed=stable_seed(self.seed, self.name, check.attack))
+        result = self._cache[key]
         return self._robust_accuracy(result, check.epsilon), result
 
     def _robust_accuracy(self, result: AttackResult, epsilon: float | None) -> float:

@@ -39,6 +39,8 @@ class Profile:
     diagnostics: DiagnosticsBudget
     #: Attack hyper-parameters per attack family name, the `name` trait (config `attacks` tables override these).
     attacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Replica draws averaged per gradient (EOT) on a randomized model.
+    eot_draws: int = 20
 
 
 PROFILES: dict[str, Profile] = {
@@ -74,6 +76,7 @@ PROFILES: dict[str, Profile] = {
             "ead": {"binary_search_steps": 9, "max_iterations": 1000},
             "pgd": {"steps": 100, "restarts": 5},
         },
+        eot_draws=40,
     ),
 }
 DEFAULT_PROFILE = "ci"

@@ -69,6 +69,8 @@ class RobustFigure:
     value: float | None
     minimum: float | None = None  # the configured gate, when an item measured it
     verdict: str | None = None  # the item's verdict; None when read from an attack record
+    #: The same attack on exact gradients when this figure came from adaptive ones (the gap is evidence).
+    exact: float | None = None
 
 
 @dataclass
@@ -132,7 +134,7 @@ def _robust_figures(model: ModelRecord) -> dict[RobustColumn, RobustFigure]:
         if not isinstance(f, RobustAccuracyFigures) or not math.isfinite(f.epsilon):
             continue
         col = RobustColumn(f.attack, f.norm, f.epsilon, f.targeted)
-        out[col] = RobustFigure(_num(f.robust_accuracy), _num(f.min), item.verdict)
+        out[col] = RobustFigure(_num(f.robust_accuracy), _num(f.min), item.verdict, _num(f.exact_robust_accuracy))
     for attack in model.attacks:
         # A bounded attack's curve ends at its ε: that point is the robust accuracy it measured.
         if attack.epsilon is None or not attack.curve:

@@ -198,6 +198,8 @@ def _robust_cell(m: ModelSummary, col: Any) -> Text:
     text = Text(fmt_pct(fig.value), style=style)
     if fig.minimum is not None:
         text.append(f"\nmin {fmt_pct(fig.minimum, 0)}", style="dim")
+    if fig.exact is not None:
+        text.append(f"\nexact grad. {fmt_pct(fig.exact)}", style="dim")
     return text
 
 
@@ -213,6 +215,8 @@ def _robust_lines(m: ModelSummary, summary: Summary) -> Text:
             text.append("\n")
         text.append(f"{col.label}: ")
         text.append(fmt_pct(fig.value), style="red" if is_bad(fig.verdict or "") else "")
+        if fig.exact is not None:
+            text.append(f" (exact grad. {fmt_pct(fig.exact)})", style="dim")
     return text or Text("—", style="dim")
 
 
@@ -272,7 +276,8 @@ def _compact_line(m: ModelSummary, summary: Summary) -> Text:
     for col in summary.columns:
         fig = m.robust.get(col)
         if fig is not None:
-            parts.append(f"robust {col.label} {fmt_pct(fig.value)}")
+            exact = "" if fig.exact is None else f" (exact grad. {fmt_pct(fig.exact)})"
+            parts.append(f"robust {col.label} {fmt_pct(fig.value)}{exact}")
     errors = m.findings.get("error", 0)
     if errors:
         parts.append(f"{errors} masking error{'s' if errors != 1 else ''}")
