@@ -50,7 +50,12 @@ def _median_l2(result) -> float:
     return float(np.median(result.distances["l2"][result.success])) if result.success.any() else np.inf
 
 
-@pytest.mark.parametrize("name", ["rounded", "3bit", "thermometer"])
+#: Median C&W-L2 distance allowed over the float baseline's at this reduced budget (8 samples):
+#: coarse 3-bit steps (1/7) make the nearest adversarial input genuinely farther.
+DISTANCE_RATIO = {"rounded": 1.10, "3bit": 1.25, "thermometer": 1.10}
+
+
+@pytest.mark.parametrize("name", list(DISTANCE_RATIO))
 def test_adaptive_cw_breaks_input_quantization_and_exact_gradients_show_the_gap(twin, baseline_cw, name) -> None:
     model = twin(name)
     assert model.gradient_mode == "adaptive" and model.replica.adaptive_ops
@@ -58,7 +63,7 @@ def test_adaptive_cw_breaks_input_quantization_and_exact_gradients_show_the_gap(
     assert base.success.all()
     adaptive = CarliniWagnerL2(**CW).run(model, data.x, data.y)
     assert adaptive.success.all(), adaptive.success
-    assert _median_l2(adaptive) <= 1.10 * _median_l2(base)
+    assert _median_l2(adaptive) <= DISTANCE_RATIO[name] * _median_l2(base)
     assert (model.predict(adaptive.x_adv) != data.y).all()
     with model.gradients("exact"):
         exact = PGD(norm="l2", epsilon=2.0, steps=10, loss="margin").run(model, data.x, data.y)
