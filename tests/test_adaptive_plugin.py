@@ -21,9 +21,10 @@ masking = "warn"
 
 [[defaults.check]]
 type = "robust-accuracy"
-attack = "cw-l2"
-epsilon = 1.5
+attack = "pgd-l2"
+epsilon = 2.0
 min = 0.0
+params = { steps = 10 }
 """
 
 
@@ -44,7 +45,7 @@ def test_adaptive_and_quantized_models_run_with_both_figures(pytester: pytest.Py
     assert rounded["spec"]["gradient_mode"] == "adaptive" and "Round" in rounded["spec"]["adaptive_ops"]
     fig = next(i["figures"] for i in rounded["items"] if i["kind"] == "robust-accuracy")
     assert fig["gradient_mode"] == "adaptive", fig
-    # C&W on the true (zero) gradients of Round finds nothing; straight-through breaks most images.
+    # PGD on the true (zero) gradients of Round finds nothing; straight-through breaks most images.
     assert fig["exact_attack_success_rate"] == 0.0 and fig["attack_success_rate"] >= 0.75, fig
     assert fig["exact_robust_accuracy"] > fig["robust_accuracy"]
 
