@@ -52,7 +52,8 @@ def _median_l2(result) -> float:
 
 #: Median C&W-L2 distance allowed over the float baseline's at this reduced budget (8 samples):
 #: coarse 3-bit steps (1/7) make the nearest adversarial input genuinely farther.
-DISTANCE_RATIO = {"rounded": 1.10, "3bit": 1.25, "thermometer": 1.10}
+#: (The thermometer twin is measured in benchmarks/twins.py: its C&W run costs minutes of CPU.)
+DISTANCE_RATIO = {"rounded": 1.10, "3bit": 1.25}
 
 
 @pytest.mark.parametrize("name", list(DISTANCE_RATIO))
