@@ -31,6 +31,7 @@ import torch
 
 from robustcheck import metrics
 from robustcheck.attacks.params import check_value, declared, param
+from robustcheck.attacks.refine import refine_segment
 from robustcheck.attacks.result import EPSILON_SLACK, AttackResult, stack_traces
 from robustcheck.model import Model
 
@@ -102,9 +103,15 @@ class Attack(ABC):
             traces.append(out.loss_trace)
             extras_parts.append(out.extras)
         x_cand = np.concatenate(candidates) if candidates else x.copy()
+        x_cand = self.polish(model, x, y, targets, x_cand)
         loss_trace = stack_traces(traces)
         extras = {k: np.concatenate([e[k] for e in extras_parts]) for k in (extras_parts[0] if extras_parts else {})}
         return self._verify(model, x, y, targets, x_cand, loss_trace, extras, start)
+
+    def polish(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+               x_cand: np.ndarray) -> np.ndarray:
+        """Candidates after the attack's forward-only polish (none by default; see MinimalNormAttack)."""
+        return x_cand
 
     def _verify(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None, x_cand: np.ndarray,
                 loss_trace: np.ndarray | None, extras: dict[str, np.ndarray], start: float) -> AttackResult:
@@ -148,7 +155,20 @@ class Attack(ABC):
 
 @dataclass(kw_only=True)
 class MinimalNormAttack(Attack):
-    """An attack that searches for the smallest adversarial perturbation in its norm (C&W, EAD, …)."""
+    """An attack that searches for the smallest adversarial perturbation in its norm (C&W, EAD, …).
+
+    Its candidates are polished by `refine.refine_segment` (a bisection on the segment x → x_adv
+    judged by onnxruntime) before verification, unless `refine_steps` is 0 or the attack asks
+    for a confidence margin κ > 0 (which the polish would give away).
+    """
+
+    refine_steps: int = param(16, low=0, high=64, doc="bisection halvings on the segment x → x_adv (0: none)")
+
+    def polish(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+               x_cand: np.ndarray) -> np.ndarray:
+        if self.refine_steps == 0 or float(getattr(self, "confidence", 0.0)) > 0 or not len(x):
+            return x_cand
+        return refine_segment(model, x, x_cand, y, targets, self.refine_steps)[0]
 
 
 @dataclass(kw_only=True)

@@ -1,0 +1,54 @@
+"""Forward-only polishing of minimal-norm results: a bisection on the segment x → x_adv.
+
+Every point x + t·(x_adv − x), t ∈ [0, 1], lies in the input box (the box is convex and holds
+both ends) and has Lp distance t·‖x_adv − x‖_p from x for every p ≥ 1, so the smallest t at
+which onnxruntime still calls the point adversarial is a free improvement in every norm but
+L0 (whose count does not shrink with t). The bisection asks the oracle only (no gradient), keeps
+the smallest t it saw adversarial, and never returns a point it has not verified: rows whose
+candidate is not adversarial at t = 1 come back unchanged.
+
+Gradient attacks stop at iterates that overshoot the boundary by up to one step; on MNIST CNNs
+this polish takes C&W-L2 6×500 results down by a few percent and FMN/DDN results with
+annealed steps by about 1%.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robustcheck.model import Model
+
+#: Halvings of t: 2^-16 ≈ 1.5e-5 relative precision on the distance.
+DEFAULT_STEPS = 16
+
+
+def is_adversarial(model: Model, x_cand: np.ndarray, y: np.ndarray, targets: np.ndarray | None) -> np.ndarray:
+    """The oracle's verdict per row (label ≠ y, or = target when targeted) for candidates in the box."""
+    labels = model.predict(x_cand)
+    return labels == targets if targets is not None else labels != y
+
+
+def refine_segment(model: Model, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+                   steps: int = DEFAULT_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """(polished candidates, adversarial per row): each adversarial row moved to the smallest
+    verified t of the segment x → x_adv after `steps` halvings; other rows unchanged."""
+    lo, hi = model.input_range
+    ok = is_adversarial(model, x_adv, y, targets) if len(x) else np.zeros(0, dtype=bool)
+    out = x_adv.copy()
+    rows = np.flatnonzero(ok)
+    if not len(rows) or steps <= 0:
+        return out, ok
+    x0, x1 = x[rows].astype(np.float64), x_adv[rows].astype(np.float64)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    low = np.zeros(len(rows))
+    high = np.ones(len(rows))
+    best = x_adv[rows].copy()
+    for _ in range(steps):
+        mid = (low + high) / 2
+        cand = np.clip(x0 + mid.reshape(shape) * (x1 - x0), lo, hi).astype(x.dtype)
+        adv = is_adversarial(model, cand, y[rows], None if targets is None else targets[rows])
+        high = np.where(adv, mid, high)
+        low = np.where(adv, low, mid)
+        best[adv] = cand[adv]
+    out[rows] = best
+    return out, ok
