@@ -21,12 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from robustcheck.attacks.apgd_core import DoneFn, LossFn, run_apgd
+from robustcheck.attacks.apgd_core import ConfirmFn, DoneFn, LossFn, run_apgd
 from robustcheck.attacks.apgd_core import random_start as draw_start
 from robustcheck.attacks.base import BatchOutput, BoundedAttack
 from robustcheck.attacks.fmn import torch_inputs
 from robustcheck.attacks.losses import cross_entropy
 from robustcheck.attacks.params import MAX_ITERATIONS, param
+from robustcheck.attacks.refine import is_adversarial
 from robustcheck.metrics import dlr, margin
 from robustcheck.model import Model
 
@@ -48,6 +49,16 @@ def misclassified(labels: torch.Tensor, targets: torch.Tensor | None) -> DoneFn:
         pred = logits.argmax(dim=1)
         return pred == targets[rows] if targets is not None else pred != labels[rows]
     return done
+
+
+def oracle_confirms(model: Model, labels: torch.Tensor, targets: torch.Tensor | None) -> ConfirmFn:
+    """onnxruntime's verdict on candidates for rows of `labels` (label ≠ y, or = target)."""
+    y = labels.numpy()
+    t = None if targets is None else targets.numpy()
+
+    def confirm(cand: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return is_adversarial(model, cand, y[rows], None if t is None else t[rows])
+    return confirm
 
 
 @dataclass(kw_only=True)
@@ -76,7 +87,8 @@ class _APGDBase(BoundedAttack):
                 return loss_fn(z, t[r])
 
             out = run_apgd(model, x0[todo], eps, self.norm, self.steps, sub_loss,
-                           misclassified(labels[todo], sub_targets), start)
+                           misclassified(labels[todo], sub_targets), start,
+                           oracle_confirms(model, labels[todo], sub_targets))
             best[todo[out.success]] = out.x_adv[out.success]
             found[todo[out.success]] = True
             full = np.full((len(x0), out.trace.shape[1]), np.nan)

@@ -41,6 +41,8 @@ from robustcheck.model import Model
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: done(logits, rows) -> per-sample success (the attack's criterion) for the given rows.
 DoneFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: confirm(candidates, rows) -> the oracle's verdict per candidate (numpy, model dtype).
+ConfirmFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 MOMENTUM = 0.75
 RHO = 0.75
@@ -91,11 +93,13 @@ def project(x0: torch.Tensor, cand: torch.Tensor, eps: torch.Tensor, norm: str, 
 
 
 def run_apgd(model: Model, x0: torch.Tensor, eps: torch.Tensor, norm: str, steps: int, loss_fn: LossFn,
-             done_fn: DoneFn, start: torch.Tensor) -> Outcome:
-    """One APGD run of `steps` iterations from `start`; rows stop once `done_fn` holds."""
+             done_fn: DoneFn, start: torch.Tensor, confirm: ConfirmFn) -> Outcome:
+    """One APGD run of `steps` iterations from `start`; a row stops once `done_fn` holds on the
+    replica and `confirm` (onnxruntime) agrees."""
     lo, hi = model.input_range
     n, k = len(x0), x0.dim()
     rows = torch.arange(n)
+    dtype = np.float64 if x0.dtype == torch.float64 else np.float32
     d = x0[0].numel()
     eta = eps * (1.0 if norm == "l1" else 2.0)
     found = torch.zeros(n, dtype=torch.bool)
@@ -125,11 +129,16 @@ def run_apgd(model: Model, x0: torch.Tensor, eps: torch.Tensor, norm: str, steps
     since = 0
 
     def settle(ok: torch.Tensor) -> torch.Tensor:
-        """Record the successes of the active rows; returns the rows still active."""
-        nonlocal x_adv
-        idx = rows[ok]
-        x_adv[idx] = cur[ok].detach()
-        found[idx] = True
+        """Record the successes of the active rows that onnxruntime confirms; returns the rows
+        still active (a replica success by a float's width the oracle rejects goes on)."""
+        if bool(ok.any()):
+            sel = torch.nonzero(ok).flatten()
+            cand = cur[sel].detach()
+            confirmed = torch.from_numpy(confirm(cand.numpy().astype(dtype, copy=False), rows[sel].numpy()))
+            ok = ok.clone()
+            ok[sel[~confirmed]] = False
+            x_adv[rows[sel[confirmed]]] = cand[confirmed]
+            found[rows[sel[confirmed]]] = True
         return ~ok
 
     keep = settle(ok)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from robustcheck.attacks.apgd import dlr_towards, misclassified
+from robustcheck.attacks.apgd import dlr_towards, misclassified, oracle_confirms
 from robustcheck.attacks.apgd_core import random_start, run_apgd
 from robustcheck.attacks.base import BatchOutput, MinimalNormAttack
 from robustcheck.attacks.fmn import largest_norm, torch_inputs
@@ -82,7 +82,8 @@ class APGDMinimal(MinimalNormAttack):
                 return dlr(logits, lab) if classes >= 3 else -margin(logits, lab)
 
             start = random_start(x0[r], eps, self.norm, lo, hi, generator)
-            out = run_apgd(model, x0[r], eps, self.norm, self.steps, loss_fn, misclassified(labels[r], sub_t), start)
+            out = run_apgd(model, x0[r], eps, self.norm, self.steps, loss_fn, misclassified(labels[r], sub_t), start,
+                           oracle_confirms(model, labels[r], sub_t))
             hit = out.success.numpy()
             low[rows[~hit]] = eps_np[rows[~hit]]
             if hit.any():

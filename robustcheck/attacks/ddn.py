@@ -15,8 +15,8 @@ The gradient direction is the cross-entropy's computed without underflow
 uses the direction, so it attacks such models as it attacks any other. A sample whose gradient
 is still zero steps in a random direction drawn from the run's generator.
 
-The smallest adversarial iterate (replica's verdict) is kept over every step; the base class
-polishes it on the segment to x and verifies it with onnxruntime.
+The smallest iterate onnxruntime confirms adversarial is kept over every step
+(`refine.VerifiedBest`); the base class polishes it on the segment to x and verifies it again.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from robustcheck.attacks.base import BatchOutput, MinimalNormAttack
 from robustcheck.attacks.fmn import cosine_anneal, largest_norm, torch_inputs
 from robustcheck.attacks.losses import cross_entropy_direction
 from robustcheck.attacks.params import MAX_ITERATIONS, param
+from robustcheck.attacks.refine import VerifiedBest
 from robustcheck.metrics import atleast_kd, margin
 from robustcheck.model import Model
 
@@ -56,8 +57,7 @@ class DDN(MinimalNormAttack):
         worst = largest_norm(x0, lo, hi, "l2")
         eps = torch.minimum(torch.full((n,), self.init_norm * width, dtype=x0.dtype), worst)
         delta = torch.zeros_like(x0)
-        best = x0.clone()
-        best_norm = torch.full((n,), math.inf, dtype=x0.dtype)
+        best = VerifiedBest(model, x, y, targets)
         trace = torch.full((n, self.steps + 1), math.nan, dtype=torch.float64)
         for step in range(self.steps + 1):
             adv = (x0 + delta).requires_grad_(step < self.steps)
@@ -67,9 +67,7 @@ class DDN(MinimalNormAttack):
                 trace[:, step] = gap.double()
                 is_adv = gap < 0
                 size = delta.flatten(1).norm(dim=1)
-                better = is_adv & (size < best_norm)
-                best_norm = torch.where(better, size, best_norm)
-                best[better] = adv.detach()[better]
+                best.offer(adv.detach().numpy(), size.double().numpy(), is_adv.numpy())
             if step == self.steps:
                 break
             (grad,) = torch.autograd.grad(cross_entropy_direction(logits, labels, tgt).sum(), adv)
@@ -84,4 +82,4 @@ class DDN(MinimalNormAttack):
                 eps = torch.minimum(torch.where(is_adv, eps * (1 - self.gamma), eps * (1 + self.gamma)), worst)
                 delta = delta * atleast_kd(eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12), k)
                 delta = (x0 + delta).clamp(lo, hi) - x0
-        return BatchOutput(best.numpy().astype(x.dtype, copy=False), loss_trace=trace.numpy())
+        return BatchOutput(best.x, loss_trace=trace.numpy())

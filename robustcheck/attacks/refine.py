@@ -52,3 +52,27 @@ def refine_segment(model: Model, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray
         best[adv] = cand[adv]
     out[rows] = best
     return out, ok
+
+
+class VerifiedBest:
+    """Per sample, the smallest-norm candidate onnxruntime has confirmed adversarial so far.
+
+    Replica-driven attacks offer their iterates; only rows that would improve on the best are
+    sent to the oracle, so an iterate the replica calls adversarial by a float's width (where the
+    oracle may round the other way) never displaces a verified one.
+    """
+
+    def __init__(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None) -> None:
+        self.model, self.y, self.targets = model, y, targets
+        self.x = x.copy()
+        self.size = np.full(len(x), np.inf)
+
+    def offer(self, candidates: np.ndarray, sizes: np.ndarray, mask: np.ndarray) -> None:
+        """Consider rows `mask` of `candidates` (whose norms are `sizes`)."""
+        rows = np.flatnonzero(mask & (sizes < self.size))
+        if not len(rows):
+            return
+        cand = candidates[rows].astype(self.x.dtype, copy=False)
+        ok = is_adversarial(self.model, cand, self.y[rows], None if self.targets is None else self.targets[rows])
+        self.x[rows[ok]] = cand[ok]
+        self.size[rows[ok]] = sizes[rows[ok]]
