@@ -91,7 +91,9 @@ def main() -> None:
         entry = cache[WEIGHTS[name]]
         rows = np.asarray(entry["dataset_rows"])
         model = load_model(ROOT / "models" / f"{name}.onnx", parity_inputs=data.x[:16])
-        x, y = data.x[rows], data.y[rows]
+        where = {int(i): k for k, i in enumerate(data.index)}
+        positions = np.array([where[int(r)] for r in rows])
+        x, y = data.x[positions], data.y[positions]
         if (model.predict(x) != y).any():
             raise SystemExit(f"{name}: the reference images are not all classified correctly by this model")
         cw_wall = entry["attacks"]["foolbox-cw-l2"]["wall_s"] if args.no_cw_timing else cw_time(WEIGHTS[name], x, y)
