@@ -31,7 +31,7 @@ import torch
 
 from robustcheck import metrics
 from robustcheck.attacks.params import check_value, declared, param
-from robustcheck.attacks.refine import refine_segment
+from robustcheck.attacks.refine import polish as polish_candidates
 from robustcheck.attacks.result import EPSILON_SLACK, AttackResult, stack_traces
 from robustcheck.model import Model
 
@@ -157,9 +157,10 @@ class Attack(ABC):
 class MinimalNormAttack(Attack):
     """An attack that searches for the smallest adversarial perturbation in its norm (C&W, EAD, …).
 
-    Its candidates are polished by `refine.refine_segment` (a bisection on the segment x → x_adv
-    judged by onnxruntime) before verification, unless `refine_steps` is 0 or the attack asks
-    for a confidence margin κ > 0 (which the polish would give away).
+    Its candidates are polished by `refine.polish` (bisections towards x judged by onnxruntime:
+    on the segment x → x_adv, after a threshold path for L1 and L0) before verification, unless
+    `refine_steps` is 0 or the attack asks for a confidence margin κ > 0 (which the polish would
+    give away).
     """
 
     refine_steps: int = param(16, low=0, high=64, doc="bisection halvings on the segment x → x_adv (0: none)")
@@ -168,7 +169,7 @@ class MinimalNormAttack(Attack):
                x_cand: np.ndarray) -> np.ndarray:
         if self.refine_steps == 0 or float(getattr(self, "confidence", 0.0)) > 0 or not len(x):
             return x_cand
-        return refine_segment(model, x, x_cand, y, targets, self.refine_steps)[0]
+        return polish_candidates(model, x, x_cand, y, targets, self.norm, self.refine_steps)[0]
 
 
 @dataclass(kw_only=True)

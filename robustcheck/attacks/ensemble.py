@@ -2,7 +2,7 @@
 
 `minimal_norm(norm, profile="ci")` (config labels `min-l2`, `min-linf`, `min-l1`, `min-l0`) runs
 the members of its norm one after the other on the same samples, polishes each member's
-candidates on the segment to x with onnxruntime (`refine.refine_segment`), and keeps per sample
+candidates towards x with onnxruntime (`refine.polish`), and keeps per sample
 the smallest verified distance; `extras["winner"]` names the member that found it ("" where none
 did). Members, chosen by measurement on the shipped models (benchmarks/minimal_norm.py):
 
@@ -10,7 +10,7 @@ did). Members, chosen by measurement on the shipped models (benchmarks/minimal_n
 |---|---|
 | L2 | DDN (Rony et al. 2019), FMN-L2 (Pintor et al. 2021) |
 | L∞ | FMN-L∞, then APGD-DLR searching ε just below FMN's distances (`APGDMinimal`) |
-| L1 | FMN-L1, then APGD-L1 searching ε just below FMN's distances |
+| L1 | FMN-L1 (projecting onto the L1 ball ∩ box), then APGD-L1 searching ε just below FMN's distances |
 | L0 | FMN-L0 |
 
 One budget knob, `steps`: the gradient steps of each FMN/DDN member; an ε-searching APGD member
@@ -31,7 +31,7 @@ from robustcheck.attacks.base import BatchOutput, MinimalNormAttack
 from robustcheck.attacks.ddn import DDN
 from robustcheck.attacks.fmn import FMN
 from robustcheck.attacks.params import MAX_ITERATIONS, param
-from robustcheck.attacks.refine import refine_segment
+from robustcheck.attacks.refine import polish
 from robustcheck.metrics import distances
 from robustcheck.model import Model
 
@@ -48,7 +48,7 @@ MEMBERS: dict[str, tuple[tuple[str, Member], ...]] = {
     "linf": (("fmn-linf", lambda s: FMN(norm="linf", steps=s)),
              ("apgd-min-linf", lambda s: APGDMinimal(norm="linf", steps=max(1, s // SEARCH_TRIALS),
                                                      search_steps=SEARCH_TRIALS, shrink=SEARCH_SHRINK))),
-    "l1": (("fmn-l1", lambda s: FMN(norm="l1", steps=s)),
+    "l1": (("fmn-l1", lambda s: FMN(norm="l1", steps=s, box_aware=True)),
            ("apgd-min-l1", lambda s: APGDMinimal(norm="l1", steps=max(1, s // SEARCH_TRIALS),
                                                  search_steps=SEARCH_TRIALS, shrink=SEARCH_SHRINK))),
     "l0": (("fmn-l0", lambda s: FMN(norm="l0", steps=s)),),
@@ -85,7 +85,7 @@ class MinimalNorm(MinimalNormAttack):
                 cand, _ = attack.search(model, x, y, targets, generator, best, start, found)
             else:
                 cand = attack.run_batch(model, x, y, targets, generator).x_adv.astype(x.dtype, copy=False)
-            cand, ok = refine_segment(model, x, cand, y, targets, self.refine_steps)
+            cand, ok = polish(model, x, cand, y, targets, self.norm, self.refine_steps)
             d = np.where(ok, distances(x, cand)[self.norm], np.inf)
             better = d < best_d
             best[better], best_d[better], winner[better] = cand[better], d[better], label

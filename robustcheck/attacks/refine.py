@@ -10,6 +10,12 @@ candidate is not adversarial at t = 1 come back unchanged.
 Gradient attacks stop at iterates that overshoot the boundary by up to one step; on MNIST CNNs
 this polish takes C&W-L2 6×500 results down by a few percent and FMN/DDN results with
 annealed steps by about 1%.
+
+For L1 and L0 a second forward-only path comes first (`refine_threshold`): the perturbation
+shrunk towards x by a threshold λ on each coordinate, soft (|δ_i| − λ)₊ for L1 (the path of the
+L1 proximal operator, along which ‖δ‖₁ falls monotonically) or hard (δ_i where |δ_i| > λ) for
+L0 (the count falls); a bisection on λ keeps the largest λ onnxruntime still calls adversarial.
+Every point of either path lies between x and x_adv coordinate by coordinate, so in the box.
 """
 
 from __future__ import annotations
@@ -52,6 +58,47 @@ def refine_segment(model: Model, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray
         best[adv] = cand[adv]
     out[rows] = best
     return out, ok
+
+
+def refine_threshold(model: Model, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+                     kind: str, steps: int = DEFAULT_STEPS) -> np.ndarray:
+    """Adversarial rows of `x_adv` with their perturbation soft- (`kind` "soft") or hard- ("hard")
+    thresholded at the largest λ found adversarial by bisection; other rows unchanged."""
+    ok = is_adversarial(model, x_adv, y, targets) if len(x) else np.zeros(0, dtype=bool)
+    out = x_adv.copy()
+    rows = np.flatnonzero(ok)
+    if not len(rows) or steps <= 0:
+        return out
+    x0 = x[rows].astype(np.float64)
+    delta = x_adv[rows].astype(np.float64) - x0
+    mag = np.abs(delta)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    low = np.zeros(len(rows))
+    high = mag.reshape(len(rows), -1).max(axis=1)
+    best = x_adv[rows].copy()
+    for _ in range(steps):
+        mid = (low + high) / 2
+        lam = mid.reshape(shape)
+        if kind == "soft":
+            shrunk = np.sign(delta) * np.maximum(mag - lam, 0.0)
+        else:
+            shrunk = np.where(mag > lam, delta, 0.0)
+        cand = (x0 + shrunk).astype(x.dtype)
+        adv = is_adversarial(model, cand, y[rows], None if targets is None else targets[rows])
+        low = np.where(adv, mid, low)
+        high = np.where(adv, high, mid)
+        best[adv] = cand[adv]
+    out[rows] = best
+    return out
+
+
+def polish(model: Model, x: np.ndarray, x_adv: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+           norm: str, steps: int = DEFAULT_STEPS) -> tuple[np.ndarray, np.ndarray]:
+    """The full forward-only polish of minimal-norm candidates in `norm`: the threshold path for
+    L1 (soft) and L0 (hard), then the segment bisection. Returns (candidates, adversarial)."""
+    if norm in ("l1", "l0") and steps > 0:
+        x_adv = refine_threshold(model, x, x_adv, y, targets, "soft" if norm == "l1" else "hard", steps)
+    return refine_segment(model, x, x_adv, y, targets, steps)
 
 
 class VerifiedBest:
