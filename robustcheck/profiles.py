@@ -46,10 +46,11 @@ class Profile:
 CI_MIN_NORM_STEPS = 200
 
 
-def _new_attacks(min_norm_steps: int, apgd_steps: int) -> dict[str, dict[str, Any]]:
-    """Budgets of the minimal-norm ensembles, their members and the AutoAttack cascade."""
+def _new_attacks(min_norm_steps: int, apgd_steps: int, classic: bool = False) -> dict[str, dict[str, Any]]:
+    """Budgets of the minimal-norm ensembles (`classic`: with C&W-L2 / EAD at 9 × 1,000 as members),
+    their members and the AutoAttack cascade."""
     return {
-        "min-norm": {"steps": min_norm_steps},
+        "min-norm": {"steps": min_norm_steps, "classic": classic},
         "fmn": {"steps": min_norm_steps},
         "ddn": {"steps": min_norm_steps},
         "apgd-min": {"steps": max(1, min_norm_steps // 5), "search_steps": 5},
@@ -93,7 +94,7 @@ PROFILES: dict[str, Profile] = {
             "cw-l0": {},
             "ead": {"binary_search_steps": 9, "max_iterations": 1000},
             "pgd": {"steps": 100, "restarts": 5},
-            **_new_attacks(4 * CI_MIN_NORM_STEPS, apgd_steps=100),
+            **_new_attacks(4 * CI_MIN_NORM_STEPS, apgd_steps=100, classic=True),
         },
     ),
 }

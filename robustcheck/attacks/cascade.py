@@ -59,10 +59,13 @@ class AutoAttackCascade(BoundedAttack):
     target_classes: int = param(9, low=1, high=1000, doc="APGD-T: runner-up classes aimed at")
     square: bool = param(False, doc="finish with Square Attack (L∞ only), as after a gradient-masking finding")
     square_queries: int = param(5000, low=1, high=MAX_ITERATIONS, doc="Square Attack's queries per sample")
+    min_norm: bool = param(True, doc="stage 1: the minimal-norm ensemble (off when the caller ran it or another "
+                                     "attack already)")
 
     def stage_labels(self) -> list[str]:
         """The stages this cascade runs, in order, by the names `broken_by` uses."""
-        return [f"min-{self.norm}", "apgd-ce", "apgd-t"] + (["square"] if self.square and self.norm == "linf" else [])
+        first = [f"min-{self.norm}"] if self.min_norm else []
+        return first + ["apgd-ce", "apgd-t"] + (["square"] if self.square and self.norm == "linf" else [])
 
     def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
                   generator: torch.Generator) -> BatchOutput:

@@ -13,6 +13,8 @@ did). Members, chosen by measurement on the shipped models (benchmarks/minimal_n
 | L1 | FMN-L1 (projecting onto the L1 ball ∩ box), then APGD-L1 searching ε just below FMN's distances |
 | L0 | FMN-L0 |
 
+With `classic` (the `thorough` profile) C&W-L2 joins L2 and EAD joins L1, at 9 × 1,000.
+
 One budget knob, `steps`: the gradient steps of each FMN/DDN member; an ε-searching APGD member
 spends the same number split over its trials. Profiles set it (robustcheck/profiles.py: `ci`
 measured to meet the issue's goals, `thorough` four times that).
@@ -28,7 +30,9 @@ import torch
 
 from robustcheck.attacks.apgd_search import APGDMinimal
 from robustcheck.attacks.base import BatchOutput, MinimalNormAttack
+from robustcheck.attacks.carlini_wagner import CarliniWagnerL2
 from robustcheck.attacks.ddn import DDN
+from robustcheck.attacks.ead import EAD
 from robustcheck.attacks.fmn import FMN
 from robustcheck.attacks.params import MAX_ITERATIONS, param
 from robustcheck.attacks.refine import polish
@@ -54,6 +58,13 @@ MEMBERS: dict[str, tuple[tuple[str, Member], ...]] = {
     "l0": (("fmn-l0", lambda s: FMN(norm="l0", steps=s)),),
 }
 
+#: The classic optimisers `classic=True` adds (the `thorough` profile), at 9 × 1,000: C&W-L2
+#: (Carlini & Wagner, S&P 2017) to L2 and EAD (Chen et al., AAAI 2018) to L1.
+CLASSIC: dict[str, tuple[tuple[str, Callable[[], MinimalNormAttack]], ...]] = {
+    "l2": (("cw-l2", lambda: CarliniWagnerL2(binary_search_steps=9, max_iterations=1000)),),
+    "l1": (("ead-en", lambda: EAD(binary_search_steps=9, max_iterations=1000, decision_rule="EN")),),
+}
+
 
 @dataclass(kw_only=True)
 class MinimalNorm(MinimalNormAttack):
@@ -63,6 +74,7 @@ class MinimalNorm(MinimalNormAttack):
 
     norm: str = param("l2", choices=tuple(MEMBERS), doc="the norm minimised")  # type: ignore[misc]
     steps: int = param(200, low=1, high=MAX_ITERATIONS, doc="gradient steps per member")
+    classic: bool = param(False, doc="also run C&W-L2 (L2) / EAD (L1) at 9 × 1,000 (the thorough profile)")
 
     @property
     def stochastic(self) -> bool:  # type: ignore[override]
@@ -71,7 +83,8 @@ class MinimalNorm(MinimalNormAttack):
 
     def members(self) -> list[tuple[str, MinimalNormAttack]]:
         """(label, attack) of every member at this budget, in the order they run."""
-        return [(label, make(self.steps)) for label, make in MEMBERS[self.norm]]
+        fast = [(label, make(self.steps)) for label, make in MEMBERS[self.norm]]
+        return fast + ([(label, make()) for label, make in CLASSIC.get(self.norm, ())] if self.classic else [])
 
     def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
                   generator: torch.Generator) -> BatchOutput:
