@@ -64,6 +64,12 @@ def test_min_labels_and_profiles_build_the_ensemble_of_their_norm(norm: str) -> 
     assert all(a.norm == norm for _, a in ci.members())
     with pytest.raises(ValueError, match="unknown profile"):
         minimal_norm(norm, "nightly")
+    # thorough adds the classic optimisers at 9 × 1,000 (C&W-L2 to L2, EAD to L1) after the fast members.
+    fast = [label for label, _ in ci.members()]
+    classic = {"l2": ["cw-l2"], "l1": ["ead-en"]}.get(norm, [])
+    assert [label for label, _ in thorough.members()] == fast + classic
+    assert all(a.norm == norm and (a.binary_search_steps, a.max_iterations) == (9, 1000)
+               for label, a in thorough.members() if label in classic)
 
 
 def test_ensemble_winner_survives_select_and_failures_have_no_winner(baseline) -> None:
@@ -109,3 +115,4 @@ def test_cascade_takes_a_prior_ensemble_run_and_square_only_when_asked(baseline)
                           prior=(ensemble.x_adv, ensemble.extras["winner"]))
     np.testing.assert_array_equal(out.broken_by == "min-linf", ensemble.within(eps))
     assert AutoAttackCascade(norm="l2", epsilon=1.0, square=True).stage_labels() == ["min-l2", "apgd-ce", "apgd-t"]
+    assert AutoAttackCascade(norm="linf", epsilon=0.1, min_norm=False).stage_labels() == ["apgd-ce", "apgd-t"]
