@@ -187,7 +187,8 @@ class RobustAccuracyItem(RobustcheckItem):
             winners=worst.winners)
         failure = None
         if not gate_met(acc, check.min, check.epsilon):
-            lines = [f"{run.name}: robust accuracy {acc:.1%} under {check.attack} at {check.norm.upper()} "
+            under = check.attack + (" then the AutoAttack cascade" if len(worst.broken_by) > 1 else "")
+            lines = [f"{run.name}: robust accuracy {acc:.1%} under {under} at {check.norm.upper()} "
                      f"epsilon {check.epsilon:g} is below the gate {check.min:.1%} "
                      f"({broken} of {len(run.eval_set)} samples broken: "
                      + ", ".join(f"{k} {v}" for k, v in worst.broken_by.items()) + ")"]
