@@ -28,6 +28,8 @@ _LAZY = {
     "Finding": "robustcheck.diagnostics",
     "attacks": "robustcheck.attacks",
     "strategies": "robustcheck.strategies",
+    "transforms": "robustcheck.transforms",
+    "smallest_transform_failure": "robustcheck.transforms.search",
 }
 
 __all__ = [
