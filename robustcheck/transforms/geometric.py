@@ -57,13 +57,12 @@ def bilinear(images: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor, fill: flo
     n, c, h, w = images.shape
     x0, y0 = torch.floor(sx), torch.floor(sy)
     wx, wy = sx - x0, sy - y0
-    flat = images.reshape(n, c, h * w)
-    out = torch.zeros(n, c, sx.shape[1], dtype=images.dtype)
-    for ox, oy, weight in ((0, 0, (1 - wx) * (1 - wy)), (1, 0, wx * (1 - wy)),
-                           (0, 1, (1 - wx) * wy), (1, 1, wx * wy)):
-        xi, yi = (x0 + ox).long(), (y0 + oy).long()
-        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-        index = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).unsqueeze(1).expand(n, c, -1)
-        values = torch.where(inside.unsqueeze(1), flat.gather(2, index), torch.tensor(fill, dtype=images.dtype))
-        out += weight.unsqueeze(1).to(images.dtype) * values
-    return out.reshape(n, c, h, w)
+    # The four neighbours of every point, stacked on a new axis: (N, 4, P).
+    xi = torch.stack([x0, x0 + 1, x0, x0 + 1], dim=1).long()
+    yi = torch.stack([y0, y0, y0 + 1, y0 + 1], dim=1).long()
+    weight = torch.stack([(1 - wx) * (1 - wy), wx * (1 - wy), (1 - wx) * wy, wx * wy], dim=1).to(images.dtype)
+    inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    index = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).reshape(n, 1, -1).expand(n, c, -1)
+    values = images.reshape(n, c, h * w).gather(2, index).reshape(n, c, 4, -1)
+    values = torch.where(inside.unsqueeze(1), values, torch.tensor(fill, dtype=images.dtype))
+    return (weight.unsqueeze(1) * values).sum(dim=2).reshape(n, c, h, w)

@@ -47,6 +47,7 @@ class Found:
 
 class _Flipped(Exception):
     def __init__(self, draw: Draw, verdict: Verdict) -> None:
+        super().__init__(f"flipped at {draw}")  # no arrays in args: Hypothesis formats them
         self.draw, self.verdict = draw, verdict
 
 
