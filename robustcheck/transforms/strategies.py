@@ -12,7 +12,7 @@ first, then dyadic fractions — so a failure at 0.93 readily becomes 1.0, never
 * everything else (which sample, the translation ring's turn, the noise seed) comes after it
   and only shrinks at a fixed magnitude;
 * `transform_levels` leaves the direction undrawn: a property checks every direction at the
-  drawn level (±angle, the 8 shifts of that size, ...), so "fails at k" is close to monotone in
+  drawn level (±angle, 16 shifts of that size, ...), so "fails at k" is close to monotone in
   k and the binary search lands on the smallest failing magnitude in any direction. With the
   sign as a separate choice the shrinker would stay on the side it first failed on.
 
