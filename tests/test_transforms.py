@@ -241,3 +241,22 @@ def test_accuracy_under_counts_every_direction(mean_model: Model) -> None:
     probe = TransformProbe(mean_model, TransformSpec.parse("brightness", 0.5))
     ok = accuracy_under(probe, x, np.zeros(3, np.int64), level=probe.spec.steps // 2)   # ±0.25
     assert ok.tolist() == [True, False, False]
+
+
+def test_transform_checks_parse_with_one_line_errors(tmp_path: Path) -> None:
+    from robustcheck.transforms.checks import parse_transform_check
+
+    where = tmp_path / "robustcheck.toml"
+    check = parse_transform_check(where, "defaults.check[1]", {"type": "transform", "transform": "jpeg", "max": 30})
+    assert check.id == "robust[jpeg@30]" and check.spec.steps == 70
+    under = parse_transform_check(where, "defaults.check[2]", {"type": "accuracy-under", "min": 0.9,
+                                                              "transform": ["rotate", "translate"], "level": [10, 2]})
+    assert under.id == "accuracy-under[rotate+translate@10,2]" and under.min == 0.9
+    for table, message in [
+        ({"type": "transform", "transform": "rotate"}, r"'defaults.check\[0\].max' is required"),
+        ({"type": "transform", "transform": "rotate", "max": 5, "min": 0.5}, "unknown key 'defaults.check.0..min'"),
+        ({"type": "accuracy-under", "transform": "rotate", "level": 5, "min": 2}, "min' must be a number in .0, 1."),
+        ({"type": "accuracy-under", "transform": "jpeg", "level": 0, "min": 0.5}, "level for jpeg must be >= 1"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            parse_transform_check(where, "defaults.check[0]", table)

@@ -31,8 +31,9 @@ class TransformSpec:
 
     @classmethod
     def parse(cls, transform: str | Sequence[str], max: float | Sequence[float], *,
-              where: str = "transform") -> TransformSpec:
-        """Validate names and maxima; errors are one line starting with `where`."""
+              where: str = "transform", key: str = "max") -> TransformSpec:
+        """Validate names and maxima; errors are one line starting with `where`, calling the
+        maxima `key` (a config's `max`, or `level` for a fixed level)."""
         names = [transform] if isinstance(transform, str) else list(transform)
         if not names or len(names) > 3 or not all(isinstance(n, str) for n in names):
             raise ConfigError(f"{where}: transform must be a name or a list of two or three names, got {transform!r}")
@@ -45,13 +46,13 @@ class TransformSpec:
         if isinstance(maxima, (str, bytes)) or not isinstance(maxima, Sequence) or len(maxima) != len(names) or \
                 not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in maxima):
             what = "a number" if len(names) == 1 else f"a list of {len(names)} numbers, one per transform"
-            raise ConfigError(f"{where}: max must be {what}, got {max!r}")
+            raise ConfigError(f"{where}: {key} must be {what}, got {max!r}")
         families = tuple(FAMILIES[n] for n in names)
         for f, v in zip(families, maxima):
             low = f.lowest
             if not (math.isfinite(v) and (v > low if low == 0 else v >= low) and v <= f.limit):
                 bound = f"> {low:g}" if low == 0 else f">= {low:g}"
-                raise ConfigError(f"{where}: max for {f.name} must be {bound} and <= {f.limit:g}, got {v!r}")
+                raise ConfigError(f"{where}: {key} for {f.name} must be {bound} and <= {f.limit:g}, got {v!r}")
         return cls(families, tuple(float(v) for v in maxima))
 
     # -- naming ---------------------------------------------------------------------------

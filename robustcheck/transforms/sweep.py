@@ -117,3 +117,21 @@ def worst_of_k(probe: TransformProbe, x: np.ndarray, y: np.ndarray, k: int, seed
         _, predicted, _ = probe.judge(np.repeat(x[rows], k, axis=0), np.repeat(y[rows], k), chunk)
         flipped[rows] = (predicted != np.repeat(y[rows], k)).reshape(len(rows), k).any(axis=1)
     return flipped
+
+
+#: Fractions of a claim's max at which the reports plot accuracy.
+CURVE_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def accuracy_curve(probe: TransformProbe, x: np.ndarray, y: np.ndarray, correct: np.ndarray,
+                   fractions: tuple[float, ...] = CURVE_FRACTIONS) -> list[tuple[int, float]]:
+    """(grid level, accuracy) at fractions of the spec's max, over every row of `x` (rows the
+    model already gets wrong, `correct == False`, count as wrong and are not transformed)."""
+    out = []
+    rows = np.flatnonzero(correct)
+    for f in fractions:
+        k = int(round(f * probe.spec.steps))
+        ok = np.zeros(len(x), dtype=bool)
+        ok[rows] = accuracy_under(probe, x[rows], y[rows], k, offsets=rows) if k else True
+        out.append((k, float(ok.mean()) if len(x) else 0.0))
+    return out
