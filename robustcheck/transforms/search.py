@@ -17,13 +17,17 @@ from hypothesis import strategies as st
 from hypothesis.database import ExampleDatabase
 
 from robustcheck.properties import confidences
-from robustcheck.transforms.families import Params
+from robustcheck.transforms.families import OFFSETS, Params
 from robustcheck.transforms.probe import TransformProbe, Verdict
 from robustcheck.transforms.spec import TransformSpec, identity_params
 from robustcheck.transforms.strategies import grid_levels, offsets
 
 #: Hypothesis examples per sample in `smallest_transform_failure` (plus its shrinking).
 DEFAULT_EXAMPLES = 60
+
+
+#: A stored draw packs (level, offset) into one integer seed: level · OFFSETS + offset.
+_OFFSET_BITS = OFFSETS.bit_length() - 1
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,15 @@ class Draw:
     level: int
     index: int
     offset: int
+
+    @property
+    def packed(self) -> int:
+        """(level, offset) as the one integer the counterexample store keeps as a seed."""
+        return (self.level << _OFFSET_BITS) | self.offset
+
+    @classmethod
+    def unpack(cls, packed: int, index: int) -> Draw:
+        return cls(packed >> _OFFSET_BITS, index, packed & ((1 << _OFFSET_BITS) - 1))
 
 
 @dataclass(frozen=True)
