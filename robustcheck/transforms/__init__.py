@@ -7,30 +7,35 @@ contrast, Gaussian noise, Gaussian blur, JPEG, and compositions of two or three 
 Modules: image_batch (layouts and input boxes), geometric and photometric (the operations),
 families (parameters, units, directions), spec (a configured transformation and its magnitude
 grid), strategies (Hypothesis), probe (the oracle's verdicts), search (the shrinking search),
-sweep (dense grids, fixed-level accuracy, random worst-of-k).
+sweep (dense grids, fixed-level accuracy, random worst-of-k), checks (config claims, light).
+The names below are imported lazily: the config parser imports `transforms.checks` without
+torch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from importlib import import_module
+from typing import Any
 
-import numpy as np
+_LAZY = {
+    "FAMILIES": "robustcheck.transforms.families",
+    "Params": "robustcheck.transforms.families",
+    "ImageFormat": "robustcheck.transforms.image_batch",
+    "TransformOutcome": "robustcheck.transforms.search",
+    "smallest_transform_failure": "robustcheck.transforms.search",
+    "TransformSpec": "robustcheck.transforms.spec",
+    "apply_transform": "robustcheck.transforms.spec",
+    "transform_levels": "robustcheck.transforms.strategies",
+    "transform_params": "robustcheck.transforms.strategies",
+}
 
-from robustcheck.transforms.families import FAMILIES, Params
-from robustcheck.transforms.image_batch import ImageFormat
-from robustcheck.transforms.search import TransformOutcome, smallest_transform_failure
-from robustcheck.transforms.spec import TransformSpec
-from robustcheck.transforms.strategies import transform_levels, transform_params
-
-__all__ = ["FAMILIES", "ImageFormat", "Params", "TransformOutcome", "TransformSpec", "apply_transform",
-           "smallest_transform_failure", "transform_levels", "transform_params"]
+__all__ = list(_LAZY)
 
 
-def apply_transform(x: np.ndarray, transform: str | Sequence[str], params: Sequence[Params],
-                    fmt: ImageFormat | object) -> np.ndarray:
-    """Images `x` (in `fmt`'s layout and box, or a model's) under one parameter set per image,
-    e.g. `apply_transform(x, "rotate", [{"angle": 5.0}] * len(x), model)`."""
-    names = [transform] if isinstance(transform, str) else list(transform)
-    fmt = fmt if isinstance(fmt, ImageFormat) else ImageFormat.of(fmt)
-    spec = TransformSpec.parse(names, [FAMILIES[n].limit for n in names])
-    return spec.apply(x, list(params), fmt)
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'robustcheck.transforms' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value

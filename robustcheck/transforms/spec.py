@@ -132,3 +132,13 @@ class TransformSpec:
 def identity_params(spec: TransformSpec) -> Params:
     """The parameters of magnitude 0."""
     return spec.directions(0)[0]
+
+
+def apply_transform(x: np.ndarray, transform: str | Sequence[str], params: Sequence[Params],
+                    fmt: ImageFormat | object) -> np.ndarray:
+    """Images `x` (in `fmt`'s layout and box, or a model's) under one parameter set per image,
+    e.g. `apply_transform(x, "rotate", [{"angle": 5.0}] * len(x), model)`."""
+    names = [transform] if isinstance(transform, str) else list(transform)
+    fmt = fmt if isinstance(fmt, ImageFormat) else ImageFormat.of(fmt)
+    spec = TransformSpec.parse(names, [FAMILIES[n].limit for n in names])
+    return spec.apply(x, list(params), fmt)
