@@ -24,6 +24,10 @@ from robustcheck.transforms.strategies import grid_levels, offsets
 
 #: Hypothesis examples per sample in `smallest_transform_failure` (plus its shrinking).
 DEFAULT_EXAMPLES = 60
+#: Over a pool, half the draws pick among this many most fragile samples (see `fragility_order`).
+FRAGILE_HEAD = 8
+#: Images per oracle batch when ranking a pool.
+RANK_BATCH = 256
 
 
 #: A stored draw packs (level, offset) into one integer seed: level · OFFSETS + offset.
@@ -64,6 +68,33 @@ class _Flipped(Exception):
         self.draw, self.verdict = draw, verdict
 
 
+def fragility_order(probe: TransformProbe, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pool positions, most fragile first: sorted by the lowest margin over every direction at
+    the largest level (one batched pass over the pool; offset 0)."""
+    params = probe.spec.directions(probe.spec.steps, 0)
+    per = max(1, RANK_BATCH // len(params))
+    worst = np.empty(len(x))
+    for start in range(0, len(x), per):
+        rows = slice(start, start + per)
+        n = len(x[rows])
+        _, _, margins = probe.judge(np.repeat(x[rows], len(params), axis=0), np.repeat(y[rows], len(params)),
+                                    params * n)
+        worst[rows] = margins.reshape(n, len(params)).min(axis=1)
+    return np.argsort(worst, kind="stable")
+
+
+def sample_positions(probe: TransformProbe, x: np.ndarray, y: np.ndarray) -> st.SearchStrategy[int]:
+    """Pool positions for the property. Uniform draws would rarely meet the one sample in a pool
+    that flips (1/64 of the draws, and only at the levels past its threshold), so half the draws
+    go to the FRAGILE_HEAD samples with the lowest margin at the largest level; index 0, the
+    most fragile, is where shrinking leads."""
+    if len(x) == 1:
+        return st.just(0)
+    order = fragility_order(probe, x, y)
+    head = min(len(x), FRAGILE_HEAD)
+    return st.one_of(st.integers(0, head - 1), st.integers(0, len(x) - 1)).map(lambda j: int(order[j]))
+
+
 def find_smallest_failure(probe: TransformProbe, x: np.ndarray, y: np.ndarray, *, examples: int,
                           seed_value: int | str, database: ExampleDatabase | None = None,
                           key: bytes | None = None, replay: Iterable[Draw] = ()) -> Found | None:
@@ -85,8 +116,7 @@ def find_smallest_failure(probe: TransformProbe, x: np.ndarray, y: np.ndarray, *
             first_level = level if first_level is None else first_level
             raise _Flipped(Draw(level, index, offset), verdict)
 
-    index = st.integers(0, len(x) - 1) if len(x) > 1 else st.just(0)
-    test = given(level=grid_levels(spec), index=index, offset=offsets(spec))(prop)
+    test = given(level=grid_levels(spec), index=sample_positions(probe, x, y), offset=offsets(spec))(prop)
     for d in reversed(list(replay)):
         if 1 <= d.level <= spec.steps and 0 <= d.index < len(x):
             test = example(level=d.level, index=d.index, offset=d.offset)(test)
