@@ -90,6 +90,7 @@ def test_transform_items_report_the_smallest_failure_and_replay_it(pytester: pyt
         assert np.allclose(npz["x_adv"], np.clip(npz["x"] + prop["params"]["brightness"], 0, 1), atol=1e-6)
     html = (pytester.path / "reports" / "robustcheck.html").read_text()
     assert "robust[brightness@0.3]" in html and "data:image/png;base64" in html
+    assert "Accuracy under transformations" in html and "charts could not be drawn" not in html
 
     shutil.rmtree(pytester.path / ".robustcheck" / "hypothesis")  # only robustcheck's own store remains
     second = pytester.runpytest_subprocess(*args)
