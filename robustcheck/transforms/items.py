@@ -71,10 +71,9 @@ class TransformPropertyItem(TransformItem):
             key=f"robustcheck:{run.name}:{check.id}".encode(), replay=replay)
         figures = TransformPropertyFigures(
             transform=spec.name, max=list(spec.levels), unit=", ".join(f.unit.strip() for f in spec.families),
-            pool=len(pool), max_examples=rc.profile.examples, examples=0 if found is None else found.examples,
+            pool=len(pool), max_examples=rc.profile.examples, examples=probe.checks,
             replayed=len(replay), model_calls=probe.calls, store_warnings=stored.skipped)
         if found is None:
-            figures.examples = rc.profile.examples
             return Evaluation(figures, warnings=stored.skipped)
         i = found.draw.index
         outcome = describe_outcome(run.model, spec, i, pool.x[i], int(pool.y[i]), found, probe.calls)

@@ -38,6 +38,8 @@ class TransformProbe:
         self.spec = spec
         self.format = ImageFormat.of(model)
         self.calls = 0
+        #: `check` calls: the Hypothesis examples run, when a search drives the probe.
+        self.checks = 0
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         self.calls += len(images)
@@ -57,6 +59,7 @@ class TransformProbe:
 
     def check(self, x: np.ndarray, y: int, k: int, offset: int = 0) -> Verdict:
         """Sample `x` (one image, no batch axis) at grid level `k` in every direction."""
+        self.checks += 1
         params = self.spec.directions(k, offset)
         images, predicted, margins = self.judge(np.repeat(x[None], len(params), axis=0),
                                                 np.full(len(params), int(y)), params)
