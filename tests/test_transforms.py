@@ -261,3 +261,20 @@ def test_transform_checks_parse_with_one_line_errors(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ConfigError, match=message):
             parse_transform_check(where, "defaults.check[0]", table)
+
+
+def test_transform_checks_in_a_config_file(tmp_path: Path) -> None:
+    from robustcheck.config import load_suite_config
+    from robustcheck.transforms.checks import TransformCheck
+
+    path = tmp_path / "robustcheck.toml"
+    path.write_text('[[defaults.check]]\ntype = "transform"\ntransform = "rotate"\nmax = 10\n\n'
+                    '[[defaults.check]]\ntype = "accuracy-under"\ntransform = "blur"\nlevel = 1.5\nmin = 0.8\n')
+    config = load_suite_config([path]).for_model("any")
+    assert [c.id for c in config.checks] == ["robust[rotate@10]", "accuracy-under[blur@1.5]"]
+    assert all(isinstance(c, TransformCheck) for c in config.checks)
+    assert config.to_dict()["checks"][1] == {"id": "accuracy-under[blur@1.5]", "type": "accuracy-under",
+                                             "transform": "blur", "level": 1.5, "min": 0.8}
+    path.write_text('[[defaults.check]]\ntype = "transform"\ntransform = "twist"\nmax = 10\n')
+    with pytest.raises(ConfigError, match=r"robustcheck.toml: 'defaults.check\[0\]': unknown transform 'twist'"):
+        load_suite_config([path])
