@@ -79,8 +79,8 @@ class TransformPropertyFigures:
     model_calls: int
     first_failure_level: str | None = None
     store_warnings: list[str] = field(default_factory=list)
-    # The smallest failure (None when the property held): magnitude per component, as text,
-    # the worst direction's parameters, the sample, the labels and confidences.
+    # The smallest failure (None when the property held): magnitude per component (JPEG:
+    # 100 − quality), as text, the worst direction's parameters, the sample, labels, confidences.
     magnitude: list[float] | None = None
     magnitude_text: str | None = None
     params: dict[str, float] = field(default_factory=dict)
