@@ -200,6 +200,8 @@ def _robust_cell(m: ModelSummary, col: Any) -> Text:
         text.append(f"\nmin {fmt_pct(fig.minimum, 0)}", style="dim")
     if fig.exact is not None:
         text.append(f"\nexact grad. {fmt_pct(fig.exact)}", style="dim")
+    if len(fig.broken_by) > 1:  # the cascade ran after the check's attack: say who broke what
+        text.append(f"\n{fig.broken_by_text}", style="dim")
     return text
 
 
@@ -217,6 +219,8 @@ def _robust_lines(m: ModelSummary, summary: Summary) -> Text:
         text.append(fmt_pct(fig.value), style="red" if is_bad(fig.verdict or "") else "")
         if fig.exact is not None:
             text.append(f" (exact grad. {fmt_pct(fig.exact)})", style="dim")
+        if len(fig.broken_by) > 1:
+            text.append(f" ({fig.broken_by_text})", style="dim")
     return text or Text("—", style="dim")
 
 
