@@ -262,7 +262,8 @@ class EncoderBlock(nn.Module):
 class ViT(nn.Module):
     """ViT (cls token) or DeiT (`distilled=True`: cls and distillation tokens, two heads averaged).
 
-    `torch_attention` uses nn.MultiheadAttention (what most code does) instead of the written-out one.
+    `torch_attention` uses nn.MultiheadAttention (exported through scaled_dot_product_attention)
+    instead of the attention written out with MatMul and Softmax.
     """
 
     def __init__(self, width: int = 16, depth: int = 2, heads: int = 2, patch: int = 4, image: int = 16,
@@ -292,22 +293,27 @@ class ViT(nn.Module):
 # -- Resize --------------------------------------------------------------------------------------
 
 class UpsampleNet(nn.Module):
-    """A small net that downsamples, then upsamples with F.interpolate (`mode`, `align_corners`)."""
+    """Downsamples, then upsamples with F.interpolate in every mode classifiers use: nearest,
+    bilinear (half-pixel and align-corners) and bicubic, by a scale factor and to a size."""
 
-    def __init__(self, width: int = 8, mode: str = "nearest", align_corners: bool | None = None,
-                 classes: int = 10) -> None:
+    MODES: tuple[tuple[str, bool | None], ...] = (("nearest", None), ("bilinear", False), ("bilinear", True),
+                                                  ("bicubic", False))
+
+    def __init__(self, width: int = 8, classes: int = 10) -> None:
         super().__init__()
-        self.mode, self.align_corners = mode, align_corners
         self.down = nn.Sequential(*conv_bn(3, width, 3, 2), nn.ReLU())
-        self.mix = nn.Sequential(nn.Conv2d(width + 3, width, 3, 1, 1), nn.ReLU())
+        self.mix = nn.Sequential(nn.Conv2d(len(self.MODES) * (width + 3), width, 3, 1, 1), nn.ReLU())
         self.head = nn.Linear(width, classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        up = F.interpolate(self.down(x), scale_factor=2.0, mode=self.mode, align_corners=self.align_corners)
-        small = F.interpolate(x, size=(x.shape[2] // 2 + 1, x.shape[3] // 2 + 1), mode=self.mode,
-                              align_corners=self.align_corners)
-        back = F.interpolate(small, size=x.shape[2:], mode=self.mode, align_corners=self.align_corners)
-        return self.head(self.mix(torch.cat([up, back], dim=1)).mean(dim=(2, 3)))
+        low = self.down(x)
+        small_size = (x.shape[2] // 2 + 1, x.shape[3] // 2 + 1)
+        parts = []
+        for mode, corners in self.MODES:
+            parts.append(F.interpolate(low, scale_factor=2.0, mode=mode, align_corners=corners))
+            small = F.interpolate(x, size=small_size, mode=mode, align_corners=corners)
+            parts.append(F.interpolate(small, size=x.shape[2:], mode=mode, align_corners=corners))
+        return self.head(self.mix(torch.cat(parts, dim=1)).mean(dim=(2, 3)))
 
 
 # -- Keras-style NHWC ----------------------------------------------------------------------------
@@ -333,12 +339,8 @@ FAMILIES: dict[str, Callable[[int], nn.Module]] = {
     "inception": lambda w: Inception(w),
     "convnext": lambda w: ConvNeXt(w),
     "vit": lambda w: ViT(2 * w),
-    "vit-mha": lambda w: ViT(2 * w, torch_attention=True),
-    "deit": lambda w: ViT(2 * w, distilled=True),
-    "resize-nearest": lambda w: UpsampleNet(w, "nearest"),
-    "resize-bilinear": lambda w: UpsampleNet(w, "bilinear", False),
-    "resize-bilinear-corners": lambda w: UpsampleNet(w, "bilinear", True),
-    "resize-bicubic": lambda w: UpsampleNet(w, "bicubic", False),
+    "deit": lambda w: ViT(2 * w, distilled=True, torch_attention=True),
+    "resize": lambda w: UpsampleNet(w),
     "keras-nhwc": lambda w: KerasStyle(w),
 }
 
@@ -363,3 +365,24 @@ def build(family: str, width: int = 8, seed: int = 0) -> nn.Module:
 def input_shape(family: str, image: int = 16) -> tuple[int, int, int]:
     """One sample's shape in the family's layout (NHWC for the Keras-style net)."""
     return (image, image, 3) if family == "keras-nhwc" else (3, image, image)
+
+
+def natural_images(count: int, shape: tuple[int, int, int], seed: int = 0) -> torch.Tensor:
+    """Real-looking images in [0, 1]: smooth colour gradients, blurred blobs and a little noise.
+
+    Random uniform pixels are a poor stand-in for photographs (no spatial correlation, every
+    activation near its mean); these keep the local structure convolutions respond to.
+    `shape` is one sample's (C, H, W), or (H, W, C) for a channels-last model.
+    """
+    channels_last = shape[-1] == 3 and shape[0] != 3
+    c, h, w = (shape[2], shape[0], shape[1]) if channels_last else shape
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    base = torch.rand(count, c, 1, 1, generator=g)
+    slope = (torch.rand(count, c, 2, generator=g) - 0.5) * 0.8
+    img = base + slope[..., 0, None, None] * yy + slope[..., 1, None, None] * xx
+    blobs = F.interpolate(torch.rand(count, c, max(2, h // 4), max(2, w // 4), generator=g), size=(h, w),
+                          mode="bilinear", align_corners=False)
+    img = 0.6 * img + 0.4 * blobs + 0.02 * torch.randn(count, c, h, w, generator=g)
+    img = img.clamp(0, 1)
+    return img.permute(0, 2, 3, 1).contiguous() if channels_last else img
