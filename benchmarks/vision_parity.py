@@ -34,7 +34,7 @@ from robustcheck import load_model  # noqa: E402
 
 
 def measure(family: str, dynamo: bool, opset: int, width: int, image: int, tmp: Path) -> dict[str, object]:
-    net = zoo.build(family, width)
+    net = zoo.build(family, width, image=image)
     shape = zoo.input_shape(family, image)
     path = tmp / f"{family}-{dynamo}-{opset}.onnx"
     try:

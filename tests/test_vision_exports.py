@@ -51,7 +51,7 @@ def export(net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int, 
 
 
 def exported_model(family: str, dynamo: bool, tmp: Path, opset: int | None = None) -> tuple[torch.nn.Module, Model]:
-    net = zoo.build(family, WIDTH)
+    net = zoo.build(family, WIDTH, image=IMAGE)
     shape = zoo.input_shape(family, IMAGE)
     opset = opset or opset_for(family, dynamo)
     path = export(net, torch.rand(2, *shape), tmp / f"{family}-{'dynamo' if dynamo else 'ts'}-{opset}.onnx", opset,

@@ -245,13 +245,13 @@ class Attention(nn.Module):
 
 
 class EncoderBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, torch_attention: bool) -> None:
+    def __init__(self, dim: int, heads: int, torch_attention: bool, mlp: int = 2) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.torch_attention = torch_attention
         self.attn: nn.Module = nn.MultiheadAttention(dim, heads, batch_first=True) if torch_attention \
             else Attention(dim, heads)
-        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp * dim), nn.GELU(), nn.Linear(mlp * dim, dim))
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.norm1(x)
@@ -267,14 +267,14 @@ class ViT(nn.Module):
     """
 
     def __init__(self, width: int = 16, depth: int = 2, heads: int = 2, patch: int = 4, image: int = 16,
-                 classes: int = 10, distilled: bool = False, torch_attention: bool = False) -> None:
+                 classes: int = 10, distilled: bool = False, torch_attention: bool = False, mlp: int = 2) -> None:
         super().__init__()
         tokens = (image // patch) ** 2
         self.patch = nn.Conv2d(3, width, patch, patch)
         self.cls = nn.Parameter(torch.randn(1, 1, width) * 0.5)
         self.dist = nn.Parameter(torch.randn(1, 1, width) * 0.5) if distilled else None
         self.pos = nn.Parameter(torch.randn(1, tokens + 1 + int(distilled), width) * 0.5)
-        self.blocks = nn.Sequential(*[EncoderBlock(width, heads, torch_attention) for _ in range(depth)])
+        self.blocks = nn.Sequential(*[EncoderBlock(width, heads, torch_attention, mlp) for _ in range(depth)])
         self.norm = nn.LayerNorm(width)
         self.head = nn.Linear(width, classes)
         self.head_dist = nn.Linear(width, classes) if distilled else None
@@ -330,25 +330,26 @@ class KerasStyle(nn.Module):
         return self.head(self.net(x.permute(0, 3, 1, 2)).mean(dim=(2, 3)))
 
 
-FAMILIES: dict[str, Callable[[int], nn.Module]] = {
-    "resnet": lambda w: ResNet(w),
-    "mobilenet-v2": lambda w: MobileNet(w, 2),
-    "mobilenet-v3": lambda w: MobileNet(w, 3),
-    "efficientnet": lambda w: EfficientNet(w),
-    "densenet": lambda w: DenseNet(w),
-    "inception": lambda w: Inception(w),
-    "convnext": lambda w: ConvNeXt(w),
-    "vit": lambda w: ViT(2 * w),
-    "deit": lambda w: ViT(2 * w, distilled=True, torch_attention=True),
-    "resize": lambda w: UpsampleNet(w),
-    "keras-nhwc": lambda w: KerasStyle(w),
+#: family -> builder(width, image side); only the transformers' size depends on the image.
+FAMILIES: dict[str, Callable[[int, int], nn.Module]] = {
+    "resnet": lambda w, s: ResNet(w),
+    "mobilenet-v2": lambda w, s: MobileNet(w, 2),
+    "mobilenet-v3": lambda w, s: MobileNet(w, 3),
+    "efficientnet": lambda w, s: EfficientNet(w),
+    "densenet": lambda w, s: DenseNet(w),
+    "inception": lambda w, s: Inception(w),
+    "convnext": lambda w, s: ConvNeXt(w),
+    "vit": lambda w, s: ViT(2 * w, image=s, patch=max(4, s // 8)),
+    "deit": lambda w, s: ViT(2 * w, image=s, patch=max(4, s // 8), distilled=True, torch_attention=True),
+    "resize": lambda w, s: UpsampleNet(w),
+    "keras-nhwc": lambda w, s: KerasStyle(w),
 }
 
 
-def build(family: str, width: int = 8, seed: int = 0) -> nn.Module:
+def build(family: str, width: int = 8, seed: int = 0, image: int = 16) -> nn.Module:
     """The family's network in eval mode, seeded, with BatchNorm statistics set away from identity."""
     torch.manual_seed(seed)
-    net = FAMILIES[family](width)
+    net = FAMILIES[family](width, image)
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, nn.BatchNorm2d):
