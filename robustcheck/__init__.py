@@ -25,7 +25,10 @@ _LAZY = {
     "robust_accuracy": "robustcheck.properties",
     "RobustnessViolation": "robustcheck.properties",
     "diagnose": "robustcheck.diagnostics",
-    "Finding": "robustcheck.diagnostics",
+    "Finding": "robustcheck.record",
+    "Counterexample": "robustcheck.record",
+    "RunRecord": "robustcheck.record",
+    "load_record": "robustcheck.record",
     "attacks": "robustcheck.attacks",
     "strategies": "robustcheck.strategies",
 }

@@ -12,6 +12,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -147,9 +148,15 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 
 
-def correctly_classified(model: object, data: Dataset, limit: int | None = None, batch: int = 256) -> Dataset:
+class Classifier(Protocol):
+    """Anything with oracle labels, such as `robustcheck.model.Model`."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def correctly_classified(model: Classifier, data: Dataset, limit: int | None = None, batch: int = 256) -> Dataset:
     """The rows the model's oracle classifies correctly (first `limit` of them), streamed in batches."""
-    correct = np.concatenate([model.predict(x) == y for x, y in data.batches(batch)])  # type: ignore[attr-defined]
+    correct = np.concatenate([model.predict(x) == y for x, y in data.batches(batch)])
     rows = np.flatnonzero(correct)
     if limit is not None:
         rows = rows[:limit]

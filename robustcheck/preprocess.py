@@ -20,11 +20,7 @@ import numpy as np
 import torch
 
 from robustcheck.errors import ModelError
-
-
-def channel_axis(layout: str | None, rank: int) -> int:
-    """The axis holding channels: 1 for NCHW and for (N, features...) inputs, the last for NHWC."""
-    return rank - 1 if layout == "NHWC" else 1
+from robustcheck.metrics import channel_axis
 
 
 def broadcast_shape(values: Sequence[float], sample_shape: tuple[int | None, ...], layout: str | None,
@@ -33,7 +29,7 @@ def broadcast_shape(values: Sequence[float], sample_shape: tuple[int | None, ...
     rank = len(sample_shape) + 1
     if len(values) == 1:
         return (1,) * rank
-    axis = channel_axis(layout, rank)
+    axis = channel_axis(layout) or 1  # (N, features...) inputs: per feature along axis 1
     channels = sample_shape[axis - 1] if rank > 1 else None
     if channels is not None and channels != len(values):
         where = "last axis" if layout == "NHWC" else "axis 1"
