@@ -260,10 +260,10 @@ class Model:
 def load_model(
     path: str | os.PathLike[str],
     *,
-    input_range: tuple[float, float] | None = None,
+    input_range: tuple[float, float] | tuple[tuple[float, ...], ...] | None = None,
     layout: Layout | None = None,
     output: str | None = None,
-    parity_inputs: np.ndarray | None = None,
+    parity_inputs: np.ndarray | Callable[[InputSpec], np.ndarray] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     threads: int | None = None,
     build_gradients: bool = True,
@@ -279,7 +279,8 @@ def load_model(
     ("cpu" default, "cuda", "auto") is where the replica runs. `layout` is
     "NCHW", "NHWC" or None (inputs taken as they are: rank-3 images, vectors, rows); it is
     inferred for rank-4 inputs when not given. `output` names the logits output when the
-    graph has several. `parity_inputs` (dataset samples) drive the replica parity check;
+    graph has several. `parity_inputs` (dataset samples, or a function of the input spec
+    giving them, for datasets laid out once the model's layout is known) drive the replica parity check;
     without them seeded random inputs inside the box are used. Raises `ModelError` with a
     one-line message naming the file on anything that makes the model unusable, including
     scores that are NaN or infinite on valid inputs.
@@ -299,6 +300,8 @@ def load_model(
         input_spec = dataclasses.replace(input_spec, input_range=bounds.envelope, channel_bounds=bounds)
     normalisation = None if preprocess is None else Normalisation.build(
         preprocess, input_spec.sample_shape, input_spec.layout, label)
+    if callable(parity_inputs):
+        parity_inputs = parity_inputs(input_spec)
     sample = parity_batch(input_spec, parity_inputs, label)
     probe_input = pad_fixed(sample, input_spec)
     if normalisation is not None:

@@ -99,6 +99,11 @@ class AttackRecord:
     min_distances: list[float | None] = field(default_factory=list)
     curve: list[CurvePoint] = field(default_factory=list)
     targeted: bool = False
+    # Per norm, per sample (null where it failed): kept by the parts of a sample-split model, whose
+    # merge recomputes the distortion statistics; empty otherwise.
+    sample_distances: dict[str, list[float | None]] = field(default_factory=dict)
+    # The pool rows those per-sample lists belong to (a part's rows, or the whole pool in order).
+    pool_rows: list[int] = field(default_factory=list)
 
     @property
     def minimal_norm(self) -> bool:
@@ -324,6 +329,8 @@ class RunInfo:
     interrupted: bool = False
     # robustcheck items pytest collected for this run (None when unknown); fewer recorded = incomplete.
     items_collected: int | None = None
+    # "K/N" for one job of a sharded run (--robustcheck-shard); merged records hold the shards' list.
+    shard: str | None = None
     config_files: list[str] = field(default_factory=list)
     baseline_file: str | None = None
     report_dir: str = "reports"

@@ -23,11 +23,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import shapes
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-import shapes
 
 HERE = Path(__file__).resolve().parent
 
@@ -118,7 +117,7 @@ def main() -> None:
 
     out = args.out_dir
     folder = out / "data" / "test"
-    for k, name in enumerate(shapes.CLASSES):
+    for name in shapes.CLASSES:
         (folder / name).mkdir(parents=True, exist_ok=True)
         for old in (folder / name).glob("*.png"):
             old.unlink()
