@@ -7,12 +7,11 @@ a model-level split only copies records). Real runs of the toy suite, in subproc
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from robustcheck.__main__ import main as robustcheck_main
 from robustcheck.cli import merge
 from tests.toy_suite import write_suite
 
@@ -65,13 +64,14 @@ def test_two_shards_merged_equal_the_unsharded_run(pytester: pytest.Pytester,
     assert any(i["verdict"] == "skipped" and "merge" in i["message"] for i in _items(parts[1]).values())
 
     out = pytester.path / "merged"
-    done = subprocess.run([sys.executable, "-m", "robustcheck", "merge", "shard1/robustcheck.json",
-                           "shard2/robustcheck.json", "--out", str(out)], cwd=pytester.path, capture_output=True,
-                          text=True)
+    capsys.readouterr()  # the runs' own output
+    code = robustcheck_main(["merge", str(pytester.path / "shard1" / "robustcheck.json"),
+                             str(pytester.path / "shard2" / "robustcheck.json"), "--out", str(out)])
+    printed = capsys.readouterr().out
     merged = json.loads((out / "robustcheck.json").read_text())
     assert (out / "robustcheck.html").is_file()
-    assert done.returncode == 1, done.stderr  # both robustness claims fail, in one merged report
-    assert "FAILED models/toy.onnx::robust-accuracy" in done.stdout and "robust accuracy 50.0%" in done.stdout
+    assert code == 1  # both robustness claims fail, in one merged report
+    assert "FAILED models/toy.onnx::robust-accuracy" in printed and "robust accuracy 50.0%" in printed
 
     mine, theirs = _items(merged), _items(whole)
     assert mine.keys() == theirs.keys()
