@@ -31,6 +31,8 @@ _LAZY = {
     "load_record": "robustcheck.record",
     "attacks": "robustcheck.attacks",
     "strategies": "robustcheck.strategies",
+    "transforms": "robustcheck.transforms",
+    "smallest_transform_failure": "robustcheck.transforms.search",
 }
 
 __all__ = [

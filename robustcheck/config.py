@@ -11,7 +11,8 @@ format (see the README for a full example):
     masking = "fail"                # or "warn"
 
     [[defaults.check]]
-    type = "robust-accuracy"        # or "robust" (no adversarial example within ε)
+    type = "robust-accuracy"        # or "robust" (no adversarial example within ε); "transform" and
+                                    # "accuracy-under": see transforms/checks.py
     attack = "cw-l2"
     epsilon = 1.0
     min = 0.5
@@ -34,6 +35,7 @@ from typing import Any, Literal
 from robustcheck import input_config
 from robustcheck.errors import AttackParamError, ConfigError, RobustcheckError
 from robustcheck.input_config import ImageDatasetSpec
+from robustcheck.transforms.checks import TRANSFORM_CHECK_TYPES, TransformCheck, parse_transform_check
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -95,7 +97,7 @@ class ModelConfig:
     min_clean_accuracy: float | None = None
     masking: Literal["fail", "warn"] = "fail"
     baseline_tolerance: float = 0.02
-    checks: tuple[Check, ...] = ()
+    checks: tuple[Check | TransformCheck, ...] = ()
     attacks: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     source: str = ""
     preprocess: tuple[tuple[float, ...], tuple[float, ...]] | None = None
@@ -117,7 +119,8 @@ class ModelConfig:
             "layout": self.layout, "output": self.output, "samples": self.samples,
             "min_clean_accuracy": self.min_clean_accuracy, "masking": self.masking,
             "baseline_tolerance": self.baseline_tolerance,
-            "checks": [{"id": c.id, "type": c.type, "attack": c.attack, "epsilon": c.epsilon, "min": c.min,
+            "checks": [c.to_dict() if isinstance(c, TransformCheck) else
+                       {"id": c.id, "type": c.type, "attack": c.attack, "epsilon": c.epsilon, "min": c.min,
                         "targeted": c.targeted, "params": dict(c.params)} for c in self.checks],
             "attacks": {name: dict(p) for name, p in self.attacks},
             "source": self.source,
@@ -306,16 +309,19 @@ def _dataset(path: Path, where: str, value: Any) -> DatasetSpec | ImageDatasetSp
     return spec
 
 
-def _check(path: Path, where: str, value: Any) -> Check:
+def _check(path: Path, where: str, value: Any) -> Check | TransformCheck:
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: '{where}' must be a table")
+    if value.get("type") in TRANSFORM_CHECK_TYPES:
+        return parse_transform_check(path, where, value)
     unknown = set(value) - _CHECK_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key '{where}.{sorted(unknown)[0]}' "
                           f"(known: {', '.join(sorted(_CHECK_KEYS))})")
     kind = value.get("type")
     if kind not in CHECK_TYPES:
-        raise ConfigError(f"{path}: '{where}.type' must be one of {', '.join(CHECK_TYPES)}, got {kind!r}")
+        raise ConfigError(f"{path}: '{where}.type' must be one of {', '.join(CHECK_TYPES + TRANSFORM_CHECK_TYPES)}, "
+                          f"got {kind!r}")
     attack = value.get("attack")
     labels = _attack_labels()
     if attack not in labels:

@@ -71,8 +71,13 @@ class OnnxFile(pytest.File):
         config = rc.model_config(self.path)
         yield CleanAccuracyItem.from_parent(self, name="clean-accuracy")
         for check in config.checks:
-            cls = PropertyItem if check.type == "robust" else RobustAccuracyItem
-            yield cls.from_parent(self, name=check.id, check=check)
+            if isinstance(check, Check):
+                cls = PropertyItem if check.type == "robust" else RobustAccuracyItem
+                yield cls.from_parent(self, name=check.id, check=check)
+            else:
+                from robustcheck.transforms.items import TRANSFORM_ITEMS
+
+                yield TRANSFORM_ITEMS[check.type].from_parent(self, name=check.id, transform_check=check)
         yield MaskingItem.from_parent(self, name="gradient-masking")
         if rc.baseline is not None:
             yield BaselineItem.from_parent(self, name="baseline")
@@ -365,7 +370,8 @@ class BaselineItem(RobustcheckItem):
         old_figures = {i.name: i.figures for i in base.items}
         for check in run.config.checks:
             old = old_figures.get(check.id)
-            if check.type != "robust-accuracy" or not isinstance(old, RobustAccuracyFigures):
+            if not isinstance(check, Check) or check.type != "robust-accuracy" or \
+                    not isinstance(old, RobustAccuracyFigures):
                 continue
             before = old.robust_accuracy if math.isfinite(old.robust_accuracy) else None
             now, _ = run.robust_accuracy(check, whole=True)

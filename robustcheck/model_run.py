@@ -212,7 +212,7 @@ class ModelRun:
             return [(k[0], r) for k, r in self._cache.items() if k[2] == "pool"]
         runs: dict[tuple[str, str], tuple[str, AttackResult]] = {}
         for check in self.config.checks:
-            if not check.targeted:
+            if isinstance(check, Check) and not check.targeted:
                 key = (check.attack, json.dumps(self.attack_params(check.attack, check), sort_keys=True, default=str))
                 runs.setdefault(key, (check.attack, self.attack_pool(check.attack, check, whole=True)))
         return list(runs.values())
