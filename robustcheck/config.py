@@ -32,7 +32,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from robustcheck import input_config
 from robustcheck.errors import AttackParamError, ConfigError, RobustcheckError
+from robustcheck.input_config import ImageDatasetSpec
 from robustcheck.transforms.checks import TRANSFORM_CHECK_TYPES, TransformCheck, parse_transform_check
 
 if sys.version_info >= (3, 11):
@@ -52,6 +54,10 @@ class DatasetSpec:
     path: Path
     labels: Path | None = None
     scale: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "labels": None if self.labels is None else str(self.labels),
+                "scale": self.scale}
 
 
 @dataclass(frozen=True)
@@ -82,8 +88,9 @@ class Check:
 class ModelConfig:
     """The resolved settings of one model file."""
 
-    dataset: DatasetSpec | None = None
-    input_range: tuple[float, float] | None = None
+    dataset: DatasetSpec | ImageDatasetSpec | None = None
+    # (low, high), or per channel ((lows...), (highs...)) for inputs in normalised space
+    input_range: tuple[float, float] | tuple[tuple[float, ...], ...] | None = None
     layout: Literal["NCHW", "NHWC"] | None = None
     output: str | None = None
     samples: int | None = None
@@ -93,6 +100,9 @@ class ModelConfig:
     checks: tuple[Check | TransformCheck, ...] = ()
     attacks: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     source: str = ""
+    preprocess: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    classes: tuple[str, ...] | None = None
+    device: str | None = None
 
     def attack_params(self, label: str) -> dict[str, Any]:
         return dict(next((p for name, p in self.attacks if name == label), ()))
@@ -100,11 +110,12 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for records and reports."""
         return {
-            "dataset": None if self.dataset is None else {
-                "path": str(self.dataset.path),
-                "labels": None if self.dataset.labels is None else str(self.dataset.labels),
-                "scale": self.dataset.scale},
-            "input_range": None if self.input_range is None else list(self.input_range),
+            "dataset": None if self.dataset is None else self.dataset.to_dict(),
+            "input_range": None if self.input_range is None else [
+                list(v) if isinstance(v, tuple) else v for v in self.input_range],
+            "preprocess": None if self.preprocess is None else {"mean": list(self.preprocess[0]),
+                                                                "std": list(self.preprocess[1])},
+            "classes": None if self.classes is None else list(self.classes), "device": self.device,
             "layout": self.layout, "output": self.output, "samples": self.samples,
             "min_clean_accuracy": self.min_clean_accuracy, "masking": self.masking,
             "baseline_tolerance": self.baseline_tolerance,
@@ -134,8 +145,12 @@ class SuiteConfig:
 
 
 _KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
-    "dataset": ((str, dict), "a path to an .npz file, or a table {images, labels, scale}"),
-    "input_range": (list, "a [low, high] pair of numbers"),
+    "dataset": ((str, dict), "a path to an .npz file, an image folder or a .csv, or a table {images, labels, "
+                             "scale} (IDX) or {images | csv, resize, crop, channels} (image files)"),
+    "input_range": (list, "a [low, high] pair of numbers, or [[lows], [highs]] per channel"),
+    "preprocess": (dict, "a table { mean = [...], std = [...] }"),
+    "classes": (list, "a list of class names in output order"),
+    "device": (str, "\"auto\", \"cpu\" or \"cuda\""),
     "layout": (str, "\"NCHW\" or \"NHWC\""),
     "output": (str, "the name of the output holding the logits"),
     "samples": (int, "a positive integer (samples per model)"),
@@ -240,9 +255,9 @@ def _validate(path: Path, where: str, key: str, value: Any) -> Any:
     if key == "dataset":
         return _dataset(path, where, value)
     if key == "input_range":
-        if len(value) != 2 or not all(_is_number(v) for v in value) or not value[0] < value[1]:
-            raise bad("a [low, high] pair of finite numbers with low < high")
-        return (float(value[0]), float(value[1]))
+        return input_config.input_range(path, where, value)
+    if key in ("preprocess", "classes", "device"):
+        return getattr(input_config, key)(path, where, value)
     if key == "layout" and value not in ("NCHW", "NHWC"):
         raise bad("\"NCHW\" or \"NHWC\"")
     if key == "samples" and value < 1:
@@ -265,7 +280,10 @@ def _validate(path: Path, where: str, key: str, value: Any) -> Any:
     return value
 
 
-def _dataset(path: Path, where: str, value: Any) -> DatasetSpec:
+def _dataset(path: Path, where: str, value: Any) -> DatasetSpec | ImageDatasetSpec:
+    images = input_config.image_dataset(path, where, value)
+    if images is not None:
+        return images
     base = path.parent
     if isinstance(value, str):
         spec = DatasetSpec(base / value)

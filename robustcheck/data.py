@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import os
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -20,18 +21,29 @@ from robustcheck.errors import DataError, first_line
 
 @dataclass(frozen=True)
 class Dataset:
-    """Inputs `x` (model layout, float32), integer labels `y`, and each row's index in the source."""
+    """Inputs `x` (model layout, float32), integer labels `y`, and each row's index in the source.
+
+    `class_names` name the classes in the model's output order, when known (image folders).
+    An image dataset's `x` decodes rows when indexed (robustcheck.image_data.LazyImages): take
+    rows or stream `batches` rather than converting the whole of it.
+    """
 
     x: np.ndarray
     y: np.ndarray
     index: np.ndarray
     source: str
+    class_names: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, rows: np.ndarray) -> Dataset:
-        return Dataset(self.x[rows], self.y[rows], self.index[rows], self.source)
+        return Dataset(np.asarray(self.x[rows]), self.y[rows], self.index[rows], self.source, self.class_names)
+
+    def batches(self, size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(inputs, labels) `size` rows at a time, in order: at most one batch decoded at once."""
+        for start in range(0, len(self), size):
+            yield np.asarray(self.x[start:start + size]), self.y[start:start + size]
 
 
 def load_dataset(
@@ -142,10 +154,10 @@ class Classifier(Protocol):
     def predict(self, x: np.ndarray) -> np.ndarray: ...
 
 
-def correctly_classified(model: Classifier, data: Dataset, limit: int | None = None) -> Dataset:
-    """The rows the model's oracle classifies correctly (first `limit` of them)."""
-    labels = model.predict(data.x)
-    rows = np.flatnonzero(labels == data.y)
+def correctly_classified(model: Classifier, data: Dataset, limit: int | None = None, batch: int = 256) -> Dataset:
+    """The rows the model's oracle classifies correctly (first `limit` of them), streamed in batches."""
+    correct = np.concatenate([model.predict(x) == y for x, y in data.batches(batch)])
+    rows = np.flatnonzero(correct)
     if limit is not None:
         rows = rows[:limit]
     return data.take(rows)

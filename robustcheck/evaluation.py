@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from robustcheck.errors import ClaimFailure, RobustcheckError, first_line
-from robustcheck.figures import Figures
+from robustcheck.figures import Figures, RobustAccuracyFigures
 from robustcheck.record import AttackRecord, BaselineDelta, Counterexample, Finding
 
 
@@ -34,6 +34,9 @@ class Evaluation:
     baseline: list[BaselineDelta] = field(default_factory=list)
     failure: ClaimFailure | None = None
     warnings: list[str] = field(default_factory=list)
+    # Set by a part of a sample-split model when its figures cannot decide the claim alone: the
+    # item is reported skipped with this message, and `python -m robustcheck merge` decides.
+    partial: str | None = None
 
 
 def gate_met(value: float, minimum: float, epsilon: float | None = None) -> bool:
@@ -58,3 +61,28 @@ def outcome_message(exc: BaseException | None) -> str:
     if isinstance(exc, pytest.skip.Exception):
         return str(exc.msg)
     return internal_error_line(exc)
+
+
+def clean_accuracy_failure(model: str, accuracy: float, rows: int, gate: float) -> str:
+    return f"{model}: clean accuracy {accuracy:.2%} on {rows} samples is below the gate {gate:.2%}"
+
+
+def robust_accuracy_failure(model: str, figures: RobustAccuracyFigures, smallest: Counterexample | None,
+                            saved: tuple[str, str] | None, reproduce: str) -> str:
+    """The report of a robust-accuracy gate that failed (items and the merge of sharded runs)."""
+    under = figures.attack + (" then the AutoAttack cascade" if len(figures.broken_by) > 1 else "")
+    by = "".join(f", {k} {v}" for k, v in figures.broken_by.items()) if len(figures.broken_by) > 1 else ""
+    lines = [f"{model}: robust accuracy {figures.robust_accuracy:.1%} under {under} at "
+             f"{figures.norm.upper()} epsilon {figures.epsilon:g} is below the gate {figures.min:.1%} "
+             f"({figures.broken} of {figures.samples} samples broken{by})"]
+    if smallest is not None:
+        lines.append(f"  smallest counterexample: {smallest.describe()}")
+        if saved is not None:
+            lines.append(f"  saved: {saved[0]}  {saved[1]}")
+    lines.append(f"  reproduce: {reproduce}")
+    return "\n".join(lines)
+
+
+def partial_message(share: str) -> str:
+    return (f"part {share} of this model's samples (sharded run): the verdict is decided when the shards are "
+            "merged (python -m robustcheck merge)")

@@ -11,6 +11,7 @@ cascade (APGD has no L0 ball). Every candidate is verified by onnxruntime within
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -51,9 +52,13 @@ def cascade_label(norm: str) -> str:
     return f"autoattack-{norm}"
 
 
-def worst_case(run: ModelRun, check: Check, *, square: bool = False) -> WorstCase:
-    """The per-sample worst case at the check's ε: its attack, then the cascade on the rest."""
-    result = run.attack_pool(check.attack, check)
+def worst_case(run: ModelRun, check: Check, *, square: bool = False, whole: bool = False) -> WorstCase:
+    """The per-sample worst case at the check's ε: its attack, then the cascade on the rest.
+
+    The cascade runs per pool block of the check's attack, seeded by the block's rows, so a
+    sharded part attacks its rows exactly as the unsharded run does (`whole`: every block even
+    in a part)."""
+    result = run.attack_pool(check.attack, check, whole=whole)
     broken = result.within(check.epsilon)
     counts = {check.attack: int(broken.sum())}
     winner = result.extras.get("winner")
@@ -65,13 +70,26 @@ def worst_case(run: ModelRun, check: Check, *, square: bool = False) -> WorstCas
     params = {**run.attack_params(label), "epsilon": check.epsilon, "min_norm": False, "square": square}
     attack = attack_spec(label).make(params)
     assert isinstance(attack, AutoAttackCascade)
-    key = (label, check.attack, check.epsilon, square, tuple(rest.tolist()))
-    extra = run.cached_run(key, lambda seed: attack.run(run.model, run.pool.x[rest], run.pool.y[rest], seed=seed))
-    hit = extra.within(check.epsilon)
-    stages = np.asarray(extra.extras["broken_by"])
+    pool_rows = run.pool_rows(check.attack, check, whole=whole)
+    block_of = pool_rows // max(1, run.make_attack(check.attack, check).batch_size)
     for stage in attack.stage_labels():
-        counts[stage] = int((stages == stage)[hit].sum())
-    return WorstCase(result, merge(result, extra, rest[hit], hit), check.epsilon, counts, winners)
+        counts[stage] = 0
+    combined = result
+    for block in np.unique(block_of[rest]):
+        part = rest[block_of[rest] == block]
+        rows = pool_rows[part]
+        key = (label, check.attack, check.epsilon, square, tuple(rows.tolist()))
+        extra = run.cached_run(key, functools.partial(_cascade, attack, run, rows))
+        hit = extra.within(check.epsilon)
+        stages = np.asarray(extra.extras["broken_by"])
+        for stage in attack.stage_labels():
+            counts[stage] += int((stages == stage)[hit].sum())
+        combined = merge(combined, extra, part[hit], hit)
+    return WorstCase(result, combined, check.epsilon, counts, winners)
+
+
+def _cascade(attack: AutoAttackCascade, run: ModelRun, rows: np.ndarray, seed: int) -> AttackResult:
+    return attack.run(run.model, run.pool.x[rows], run.pool.y[rows], seed=seed)
 
 
 def merge(result: AttackResult, extra: AttackResult, rows: np.ndarray, hit: np.ndarray) -> AttackResult:

@@ -24,7 +24,16 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from robustcheck.config import Check
 from robustcheck.errors import ClaimFailure, ConfigError, RobustcheckError, RobustcheckWarning
-from robustcheck.evaluation import Evaluation, GateFailure, gate_met, internal_error_line, outcome_message
+from robustcheck.evaluation import (
+    Evaluation,
+    GateFailure,
+    clean_accuracy_failure,
+    gate_met,
+    internal_error_line,
+    outcome_message,
+    partial_message,
+    robust_accuracy_failure,
+)
 from robustcheck.figures import (
     BaselineFigures,
     CleanAccuracyFigures,
@@ -33,6 +42,7 @@ from robustcheck.figures import (
     RobustPropertyFigures,
 )
 from robustcheck.model_run import ModelRun, stable_seed
+from robustcheck.part_claims import split_budget, splits_by_sample
 from robustcheck.properties import RobustnessViolation
 from robustcheck.record import (
     AttackRecord,
@@ -113,6 +123,8 @@ class RobustcheckItem(pytest.Item):
             warnings.warn(RobustcheckWarning(text), stacklevel=1)
         if ev.failure is not None:
             raise ev.failure
+        if ev.partial is not None:
+            pytest.skip(ev.partial)
 
     def evaluate(self, run: ModelRun) -> Evaluation:
         raise NotImplementedError
@@ -165,11 +177,12 @@ class CleanAccuracyItem(RobustcheckItem):
     def evaluate(self, run: ModelRun) -> Evaluation:
         acc = run.clean_accuracy
         gate = run.config.min_clean_accuracy
-        figures = CleanAccuracyFigures(clean_accuracy=acc, dataset_size=len(run.data), min=gate)
+        figures = CleanAccuracyFigures(clean_accuracy=acc, dataset_size=len(run.clean_rows), min=gate)
+        if not run.share.whole:  # this part's rows: the parts' counts add up when merged
+            return Evaluation(figures, partial=partial_message(f"{run.share.part + 1}/{run.share.parts}"))
         failure = None
         if gate is not None and not gate_met(acc, gate):
-            failure = GateFailure(f"{run.name}: clean accuracy {acc:.2%} on {len(run.data)} samples is below the "
-                                  f"gate {gate:.2%}")
+            failure = GateFailure(clean_accuracy_failure(run.name, acc, len(run.data), gate))
         return Evaluation(figures, failure=failure)
 
 
@@ -182,7 +195,8 @@ class RobustAccuracyItem(RobustcheckItem):
             raise ConfigError(f"{check.id}: a robust-accuracy check needs 'min'")
         acc, worst = run.robust_accuracy(check, square=self.square_stage(run))
         result = worst.result
-        found = run.counterexamples(check.attack, check.id, check.epsilon, worst.combined, self.reproduce())
+        found = run.counterexamples(check.attack, check.id, check.epsilon, worst.combined, self.reproduce(),
+                                    rows=run.own_pool_rows(check.attack, check))
         broken = int(worst.broken.sum())
         median = float(np.median(result.distances[result.norm][result.success])) if result.success.any() else None
         figures = RobustAccuracyFigures(
@@ -194,21 +208,17 @@ class RobustAccuracyItem(RobustcheckItem):
         if exact is not None:  # adaptive gradients: the exact ones' figure is the evidence beside it
             figures.gradient_mode = "adaptive"
             figures.exact_robust_accuracy, figures.exact_attack_success_rate = exact[0], exact[1].success_rate
+        attacks = [run.attack_record(check.attack, result, run.pool_rows(check.attack, check))]
+        if not run.share.whole:  # this part's pool blocks: the parts' counts add up when merged
+            return Evaluation(figures, attacks=attacks, counterexamples=found,
+                              partial=partial_message(f"{run.share.part + 1}/{run.share.parts}"))
         failure = None
         if not gate_met(acc, check.min, check.epsilon):
-            under = check.attack + (" then the AutoAttack cascade" if len(worst.broken_by) > 1 else "")
-            lines = [f"{run.name}: robust accuracy {acc:.1%} under {under} at {check.norm.upper()} "
-                     f"epsilon {check.epsilon:g} is below the gate {check.min:.1%} "
-                     f"({broken} of {len(run.eval_set)} samples broken: "
-                     + ", ".join(f"{k} {v}" for k, v in worst.broken_by.items()) + ")"]
-            if found:
-                c = found[0]
-                lines.append(f"  smallest counterexample: {c.describe()}")
-                lines.append(f"  saved: {self.rc.relpath(Path(str(c.npz)))}  {self.rc.relpath(Path(str(c.png)))}")
-            lines.append(f"  reproduce: {self.reproduce()}")
-            failure = GateFailure("\n".join(lines))
-        return Evaluation(figures, attacks=[run.attack_record(check.attack, result)], counterexamples=found,
-                          failure=failure)
+            saved = None if not found else (self.rc.relpath(Path(str(found[0].npz))),
+                                            self.rc.relpath(Path(str(found[0].png))))
+            failure = GateFailure(robust_accuracy_failure(run.name, figures, found[0] if found else None, saved,
+                                                          self.reproduce()))
+        return Evaluation(figures, attacks=attacks, counterexamples=found, failure=failure)
 
 
 class _Found(Exception):
@@ -230,6 +240,8 @@ class PropertyItem(RobustcheckItem):
             raise GateFailure(f"{run.name}: no correctly classified sample to test {check.id} on")
         classes = run.model.num_classes
         randomized = run.make_attack(check.attack, check).stochastic
+        split = not run.share.whole and splits_by_sample(check, randomized)
+        rows = run.own_pool_rows(check.attack, check) if split else np.arange(len(pool))
         rc = self.rc
         db = DirectoryBasedExampleDatabase(str(rc.store.hypothesis_dir()))
         calls: dict[str, int | None] = {"examples": 0, "first_failure_at": None}
@@ -245,12 +257,23 @@ class PropertyItem(RobustcheckItem):
 
         strategy_offset = st.integers(1, classes - 1) if check.targeted else st.just(0)
         strategy_seed = st.integers(0, 2**16) if randomized else st.just(0)
-        test = given(index=st.integers(0, len(pool) - 1), offset=strategy_offset, attack_seed=strategy_seed)(prop)
+        strategy_index = st.sampled_from(rows.tolist()) if split else st.integers(0, len(pool) - 1)
+        test = given(index=strategy_index, offset=strategy_offset, attack_seed=strategy_seed)(prop)
+        if not check.targeted:
+            # The untargeted pool run exists anyway (its record goes with the item): a row it breaks
+            # within ε fails the property whatever Hypothesis draws, the first such row (where shrinking
+            # would lead), so the verdict never depends on the draws (nor on how a sharded run split the rows).
+            pooled = run.attack_pool(check.attack, check, whole=not split)
+            hits = np.flatnonzero(pooled.within(check.epsilon))
+            if len(hits):
+                test = example(index=int(rows[hits.min()]), offset=0, attack_seed=0)(test)
         stored = rc.store.load(run.name, check.id, dataset_size=len(run.data), classes=classes)
         positions = {int(d): i for i, d in enumerate(pool.index)}
         replayed = 0
+        own = set(rows.tolist())
         for entry in reversed(stored.entries):
-            if entry.dataset_index in positions and (entry.target_offset == 0) != check.targeted:
+            if entry.dataset_index in positions and (entry.target_offset == 0) != check.targeted \
+                    and positions[entry.dataset_index] in own:
                 test = example(index=positions[entry.dataset_index], offset=entry.target_offset,
                                attack_seed=entry.seed)(test)
                 replayed += 1
@@ -259,8 +282,9 @@ class PropertyItem(RobustcheckItem):
         inner = test.hypothesis.inner_test  # type: ignore[attr-defined]
         inner._hypothesis_internal_add_digest = f"robustcheck:{run.name}:{check.id}".encode()
         test = seed(stable_seed(rc.seed, run.name, check.id))(test)
+        budget = split_budget(rc.profile.examples, run, check) if split else rc.profile.examples
         test = settings(
-            max_examples=max(1, rc.profile.examples), database=db, deadline=None, derandomize=False,
+            max_examples=max(1, budget), database=db, deadline=None, derandomize=False,
             suppress_health_check=list(HealthCheck), report_multiple_bugs=False, print_blob=False,
             phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         )(test)
@@ -270,15 +294,18 @@ class PropertyItem(RobustcheckItem):
         except _Found as found:
             failed = found
         searched = RobustPropertyFigures(
-            attack=check.attack, norm=check.norm, epsilon=check.epsilon, targeted=check.targeted, pool=len(pool),
+            attack=check.attack, norm=check.norm, epsilon=check.epsilon, targeted=check.targeted, pool=len(rows),
             max_examples=rc.profile.examples, examples=int(calls["examples"] or 0), replayed=replayed,
             first_failure_at=calls["first_failure_at"], store_warnings=stored.skipped)
         if failed is not None:
-            return self._fail(run, check, failed, searched)
-        attacks = [] if check.targeted else [run.attack_record(check.attack, run.attack_pool(check.attack, check))]
-        return Evaluation(searched, attacks=attacks, warnings=stored.skipped)
+            return self._fail(run, check, failed, searched, split)
+        attacks = [] if check.targeted else [
+            run.attack_record(check.attack, run.attack_pool(check.attack, check, whole=not split), rows)]
+        partial = partial_message(f"{run.share.part + 1}/{run.share.parts}") if split else None
+        return Evaluation(searched, attacks=attacks, warnings=stored.skipped, partial=partial)
 
-    def _fail(self, run: ModelRun, check: Check, found: _Found, searched: RobustPropertyFigures) -> Evaluation:
+    def _fail(self, run: ModelRun, check: Check, found: _Found, searched: RobustPropertyFigures,
+              split: bool = False) -> Evaluation:
         """The counterexample Hypothesis found (shrunk), saved and stored, and the smallest of the pool."""
         result = run.attack_one(check.attack, check, found.index, found.target, found.attack_seed)
         described = run.describe_sample(result, 0, check.attack, check.id, check.epsilon, sample_index=found.index)
@@ -290,14 +317,16 @@ class PropertyItem(RobustcheckItem):
         attacks: list[AttackRecord] = []
         counterexamples = [saved]
         if not check.targeted:
-            pooled = run.attack_pool(check.attack, check)
-            attacks.append(run.attack_record(check.attack, pooled))
+            pooled = run.attack_pool(check.attack, check, whole=not split)
+            rows = run.own_pool_rows(check.attack, check) if split else np.arange(len(run.pool))
+            attacks.append(run.attack_record(check.attack, pooled, rows))
             hits = np.flatnonzero(pooled.within(check.epsilon))
             count = max(1, len(hits))
             if len(hits):
                 best = int(hits[np.argmin(pooled.distances[pooled.norm][hits])])
-                smallest = run.describe_sample(pooled, best, check.attack, check.id, check.epsilon)
-                if best != found.index:
+                smallest = run.describe_sample(pooled, best, check.attack, check.id, check.epsilon,
+                                               sample_index=int(rows[best]))
+                if int(rows[best]) != found.index:
                     counterexamples.append(run.save_counterexample(pooled, best, smallest, self.reproduce()))
         figures = replace(searched, sample=found.index, dataset_index=saved.dataset_index,
                           true_label=saved.true_label, adv_label=saved.adv_label, distances=dict(saved.distances),
@@ -360,7 +389,7 @@ class BaselineItem(RobustcheckItem):
                     not isinstance(old, RobustAccuracyFigures):
                 continue
             before = old.robust_accuracy if math.isfinite(old.robust_accuracy) else None
-            now, _ = run.robust_accuracy(check, square=self.square_stage(run, check))
+            now, _ = run.robust_accuracy(check, square=self.square_stage(run, check), whole=True)
             regressed = before is not None and not gate_met(now, before - tolerance)
             deltas.append(BaselineDelta(run.name, check.id, before, now, tolerance, regressed))
         old_errors = {f.id for f in base.findings if f.severity == "error"}

@@ -9,17 +9,19 @@ are not finite are never turned into a prediction.
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import onnx
 import torch
 
+from robustcheck.device import DeviceSpec, resolve_device
 from robustcheck.errors import ModelError, ReplicaUnavailable, first_line
 from robustcheck.graph_surgery import OutputKind, choose_output, prune_to
 from robustcheck.graph_traits import batch_coupling_operators, random_operators
@@ -27,6 +29,7 @@ from robustcheck.metrics import channel_axis
 from robustcheck.onnx_file import read_model, sha256
 from robustcheck.oracle_session import InferenceSession, make_session
 from robustcheck.parity import ParityReport, attach_replica, pad_fixed, parity_batch
+from robustcheck.preprocess import ChannelBounds, Normalisation
 from robustcheck.randomized_oracle import ORACLE_DRAWS, majority_votes, vote_labels
 from robustcheck.record import InputInfo, ModelSpec, OutputInfo, ParityInfo
 from robustcheck.replica.expectation import EOT_DRAWS, expected_output
@@ -43,7 +46,11 @@ Layout = Literal["NCHW", "NHWC"]
 
 @dataclass(frozen=True)
 class InputSpec:
-    """The model's data input: name, shape (None for symbolic dims), dtype, layout and box."""
+    """The model's data input: name, shape (None for symbolic dims), dtype, layout and box.
+
+    `input_range` is the box attacks clip to; with per-channel bounds it is their envelope and
+    `channel_bounds` holds the exact per-channel box.
+    """
 
     name: str
     shape: tuple[int | None, ...]
@@ -51,6 +58,7 @@ class InputSpec:
     layout: Layout | None
     input_range: tuple[float, float]
     fixed_batch: int | None
+    channel_bounds: ChannelBounds | None = None
 
     @property
     def sample_shape(self) -> tuple[int | None, ...]:
@@ -107,6 +115,10 @@ class Model:
     oracle_draws: int = ORACLE_DRAWS
     #: The replica's backward rules: "adaptive" (surrogates, EOT) where the graph needs them.
     gradient_mode: ReplicaMode = "exact"
+    #: Normalisation between the pixel-space inputs everything else sees and the graph's input.
+    preprocess: Normalisation | None = None
+    #: Where the replica runs; inputs come and logits go back on the caller's device.
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @property
     def name(self) -> str:
@@ -140,7 +152,7 @@ class Model:
             if spec.fixed_batch and n < spec.fixed_batch:
                 pad = np.repeat(chunk[:1], spec.fixed_batch - n, axis=0)
                 chunk = np.concatenate([chunk, pad])
-            (out,) = self.session.run([self.output_spec.name], {spec.name: chunk})
+            (out,) = self.session.run([self.output_spec.name], {spec.name: self.to_model_input(chunk)})
             outs.append(np.asarray(out, dtype=np.float32).reshape(len(chunk), -1)[:n])
         logits = np.concatenate(outs) if outs else np.zeros((0, self.num_classes), np.float32)
         if self.output_spec.kind == "log-probabilities":
@@ -168,6 +180,9 @@ class Model:
     def oracle_votes(self, x: np.ndarray) -> np.ndarray:
         """(N, classes) label counts over repeated onnxruntime calls (more calls for borderline rows)."""
         return majority_votes(self.oracle_logits, x, self.num_classes, self.oracle_draws)
+    def to_model_input(self, x: np.ndarray) -> np.ndarray:
+        """A batch as the graph receives it: normalised when the model has a `preprocess`."""
+        return x if self.preprocess is None else self.preprocess.to_model(x)
 
     def spec(self) -> ModelSpec:
         """The record's typed view of this model: input, output, replica, parity, warnings."""
@@ -175,7 +190,8 @@ class Model:
         return ModelSpec(
             input=InputInfo(name=spec.name, shape=["N" if d is None else d for d in spec.shape], dtype=spec.dtype,
                             layout=spec.layout, range=[float(v) for v in spec.input_range],
-                            fixed_batch=spec.fixed_batch),
+                            fixed_batch=spec.fixed_batch,
+                            channel_bounds=None if spec.channel_bounds is None else spec.channel_bounds.describe()),
             output=OutputInfo(name=out.name, kind=out.kind, classes=self.num_classes, cut_node=out.cut_node),
             replica=None if self.replica is None else "torch", replica_reason=self.replica_reason,
             nondifferentiable_ops=list(self.nondifferentiable_ops),
@@ -189,10 +205,14 @@ class Model:
             gradient_mode=self.gradient_mode,
             adaptive_ops=list(getattr(self.replica, "adaptive_ops", None) or []),
             randomized=self.randomized,
+            preprocess=None if self.preprocess is None else self.preprocess.describe(),
+            device=str(self.device),
         )
 
     def in_box(self, x: np.ndarray, tol: float = 0.0) -> np.ndarray:
-        """Per-sample: every value finite and inside the input range."""
+        """Per-sample: every value finite and inside the input range (per channel when given so)."""
+        if self.input_spec.channel_bounds is not None:
+            return self.input_spec.channel_bounds.contains(x, tol)
         lo, hi = self.input_range
         flat = x.reshape(len(x), -1)
         return np.isfinite(flat).all(axis=1) & (flat >= lo - tol).all(axis=1) & (flat <= hi + tol).all(axis=1)
@@ -226,18 +246,31 @@ class Model:
         if self.replica is not None and hasattr(self.replica, "mode"):
             setattr(self.replica, "mode", mode)  # noqa: B010 (the replica is typed as a Module)
 
+    def project_to_box(self, x: np.ndarray) -> np.ndarray:
+        """`x` clipped into per-channel bounds (unchanged without them: attacks keep to the scalar box)."""
+        bounds = self.input_spec.channel_bounds
+        return x if bounds is None else bounds.project(x)
+
     def torch_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable logits from the replica for a torch batch in the model's layout.
 
+        The batch runs on the replica's device and the logits come back to `x`'s. With
+        per-channel bounds the replica sees the input clamped into them, so an attack gains
+        nothing by leaving the box (its candidates are projected before the oracle judges them).
         In adaptive mode a randomized model's logits are the mean over `eot_draws` replica
         passes (EOT, replica/expectation.py); in exact mode one pass, one draw.
         """
         replica = self.require_replica()
+        z = x.to(device=self.device, dtype=self._torch_dtype)
+        if self.input_spec.channel_bounds is not None:
+            z = self.input_spec.channel_bounds.clamp_torch(z)
+        if self.preprocess is not None:
+            z = self.preprocess.to_model_torch(z)
         if self.randomized and self.gradient_mode == "adaptive" and self.eot_draws > 1:
-            out = expected_output(replica, x.to(self._torch_dtype), self.eot_draws)
+            out = expected_output(replica, z, self.eot_draws)
         else:
-            out = replica(x.to(self._torch_dtype))
-        out = out.reshape(out.shape[0], -1).float()
+            out = replica(z)
+        out = out.reshape(out.shape[0], -1).float().to(x.device)
         if x.requires_grad and not out.requires_grad:
             # No differentiable path from the input (exact gradients through steps only): the
             # gradient is exactly zero, not an autograd error.
@@ -285,20 +318,27 @@ class Model:
 def load_model(
     path: str | os.PathLike[str],
     *,
-    input_range: tuple[float, float] | None = None,
+    input_range: tuple[float, float] | tuple[tuple[float, ...], ...] | None = None,
     layout: Layout | None = None,
     output: str | None = None,
-    parity_inputs: np.ndarray | None = None,
+    parity_inputs: np.ndarray | Callable[[InputSpec], np.ndarray] | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     threads: int | None = None,
     build_gradients: bool = True,
+    preprocess: Mapping[str, Any] | Normalisation | None = None,
+    device: DeviceSpec | str | None = None,
 ) -> Model:
     """Load an ONNX classifier safely and build its oracle and replica.
 
-    `input_range` is the (low, high) box of valid inputs (default (0, 1)); `layout` is
+    `input_range` is the (low, high) box of valid inputs (default (0, 1)), or per channel
+    ([low_c...], [high_c...]) for inputs given in normalised space. `preprocess`
+    (`{"mean": [...], "std": [...]}`, per channel in the model's layout) makes every input,
+    box, ε and distance pixel-space while the graph receives `(x - mean) / std`. `device`
+    ("cpu" default, "cuda", "auto") is where the replica runs. `layout` is
     "NCHW", "NHWC" or None (inputs taken as they are: rank-3 images, vectors, rows); it is
     inferred for rank-4 inputs when not given. `output` names the logits output when the
-    graph has several. `parity_inputs` (dataset samples) drive the replica parity check;
+    graph has several. `parity_inputs` (dataset samples, or a function of the input spec
+    giving them, for datasets laid out once the model's layout is known) drive the replica parity check;
     without them seeded random inputs inside the box are used. Raises `ModelError` with a
     one-line message naming the file on anything that makes the model unusable, including
     scores that are NaN or infinite on valid inputs.
@@ -307,13 +347,23 @@ def load_model(
     label = str(path)
     proto, raw_warnings = read_model(path, max_bytes)
     spec_input = _input_value(proto, label)
-    box = _check_range(input_range, label)
+    box, per_channel = _check_range(input_range, label)
+    torch_device = resolve_device(device, label)
     out_name, kind, cut_node, ignored = choose_output(proto, output, label)
     proto = prune_to(proto, out_name)
-    session = make_session(proto, label, threads)
+    session = make_session(proto, label, threads, torch_device)
     input_spec = _input_spec(spec_input, box, layout, label)
+    if per_channel is not None:
+        bounds = ChannelBounds.build(*per_channel, input_spec.sample_shape, input_spec.layout, label)
+        input_spec = dataclasses.replace(input_spec, input_range=bounds.envelope, channel_bounds=bounds)
+    normalisation = None if preprocess is None else Normalisation.build(
+        preprocess, input_spec.sample_shape, input_spec.layout, label)
+    if callable(parity_inputs):
+        parity_inputs = parity_inputs(input_spec)
     sample = parity_batch(input_spec, parity_inputs, label)
     probe_input = pad_fixed(sample, input_spec)
+    if normalisation is not None:
+        probe_input = normalisation.to_model(probe_input)
     try:
         (probe,) = session.run([out_name], {input_spec.name: probe_input})
     except Exception as exc:
@@ -337,6 +387,7 @@ def load_model(
         path=path, sha256=sha256(path), input_spec=input_spec, output_spec=output_spec, session=session,
         replica=None, replica_reason="not built", nondifferentiable_ops=(), parity=None,
         warnings=list(raw_warnings), oracle_batch=1 if batch_coupling_operators(proto) else None,
+        preprocess=normalisation, device=torch_device,
     )
     model.randomized = bool(random_operators(proto)) or _varies(session, out_name, input_spec.name, probe_input, probe)
     if output_spec.kind != "logits":
@@ -388,16 +439,20 @@ def _input_spec(value: onnx.ValueInfoProto, box: tuple[float, float], layout: La
     return InputSpec(value.name, tuple(dims), dtype, layout, box, dims[0])
 
 
-def _check_range(input_range: tuple[float, float] | None, label: str) -> tuple[float, float]:
+def _check_range(input_range: Any, label: str) -> tuple[tuple[float, float], tuple[Any, Any] | None]:
+    """The scalar box, and the (low, high) per-channel lists when the range is given per channel."""
     if input_range is None:
-        return DEFAULT_INPUT_RANGE
+        return DEFAULT_INPUT_RANGE, None
+    if isinstance(input_range, (list, tuple)) and len(input_range) == 2 \
+            and all(isinstance(v, (list, tuple, np.ndarray)) for v in input_range):
+        return (0.0, 1.0), (input_range[0], input_range[1])  # the envelope replaces (0, 1) once validated
     try:
         lo, hi = (float(v) for v in input_range)
     except (TypeError, ValueError):
         raise ModelError(f"{label}: input_range must be a (low, high) pair, got {input_range!r}") from None
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ModelError(f"{label}: input_range must satisfy low < high, got {input_range!r}")
-    return (lo, hi)
+    return (lo, hi), None
 
 
 def _varies(session: InferenceSession, output: str, input_name: str, x: np.ndarray, first: np.ndarray) -> bool:

@@ -1,4 +1,7 @@
-"""The oracle: an onnxruntime session on the CPU provider, with onnxruntime's telemetry off.
+"""The oracle: an onnxruntime session with onnxruntime's telemetry off.
+
+The CPU provider runs it; the CUDA provider when the replica runs on a GPU and the installed
+onnxruntime has that provider (see robustcheck/device.py).
 
 onnxruntime 1.29+ on Linux/macOS sends usage telemetry (1DS): on import it creates
 `~/.cache/Microsoft/DeveloperTools/.onnxruntime/` (a device id and an SQLite event store)
@@ -19,6 +22,7 @@ import sys
 import onnx
 import torch
 
+from robustcheck.device import onnxruntime_providers
 from robustcheck.errors import ModelError, first_line
 
 TELEMETRY_VARIABLE = "ORT_DISABLE_TELEMETRY"
@@ -54,8 +58,10 @@ import onnxruntime as ort  # noqa: E402  (imported above, with the variable set)
 InferenceSession = ort.InferenceSession
 
 
-def make_session(proto: onnx.ModelProto, label: str, threads: int | None) -> ort.InferenceSession:
-    """An onnxruntime session for `proto` (from memory: onnxruntime never opens a file for it)."""
+def make_session(proto: onnx.ModelProto, label: str, threads: int | None,
+                 device: torch.device | None = None) -> ort.InferenceSession:
+    """An onnxruntime session for `proto` (from memory: onnxruntime never opens a file for it);
+    on onnxruntime's CUDA provider when `device` is a GPU and the installed onnxruntime has it."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or max(1, torch.get_num_threads())
     options.inter_op_num_threads = 1
@@ -66,6 +72,7 @@ def make_session(proto: onnx.ModelProto, label: str, threads: int | None) -> ort
     # on stderr would repeat them (with its source paths) in the console.
     options.log_severity_level = 4
     try:
-        return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        providers = onnxruntime_providers(device or torch.device("cpu"), ort.get_available_providers())
+        return ort.InferenceSession(proto.SerializeToString(), options, providers=providers)
     except Exception as exc:
         raise ModelError(f"{label}: onnxruntime cannot run the graph ({first_line(exc)})") from None

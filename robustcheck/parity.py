@@ -72,10 +72,10 @@ def parity_batch(spec: InputSpec, data: np.ndarray | None, label: str) -> np.nda
         return data.astype(spec.dtype)
     if any(d is None for d in spec.sample_shape):
         raise ModelError(f"{label}: input {spec.name!r} has symbolic non-batch dimensions; give dataset samples")
-    lo, hi = spec.input_range
+    lo, hi = spec.channel_bounds.arrays(np.float64) if spec.channel_bounds is not None else spec.input_range
     rng = np.random.default_rng(0)
     shape = (PARITY_SAMPLES,) + tuple(int(d) for d in spec.sample_shape if d is not None)  # none is, see above
-    return rng.uniform(lo, hi, size=shape).astype(spec.dtype)
+    return (lo + (hi - lo) * rng.uniform(size=shape)).astype(spec.dtype)
 
 
 def pad_fixed(x: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -104,7 +104,7 @@ def attach_replica(model: Model, proto: onnx.ModelProto, sample: np.ndarray, sou
         return
     if model.input_spec.fixed_batch or replica.per_sample_ops:
         replica.sample_batch = model.input_spec.fixed_batch or 1
-    model.replica = replica
+    model.replica = replica.to(model.device)
     model.nondifferentiable_ops = tuple(replica.nondifferentiable)
     model.randomized = model.randomized or replica.randomized
     try:

@@ -29,6 +29,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--robustcheck-store", default=".robustcheck", metavar="DIR",
                     help="counterexample store replayed first on the next run; cache or commit it in CI "
                          "(default: .robustcheck)")
+    group.addoption("--robustcheck-shard", default=None, metavar="K/N",
+                    help="run shard K of N (CI matrix jobs): models split between the shards, a model's samples "
+                         "too when there are fewer models than shards; merge the shards' records with "
+                         "`python -m robustcheck merge`")
     group.addoption("--robustcheck-baseline", default=None, metavar="FILE",
                     help="robustcheck.json of the last release: fail models whose robust accuracy fell by more "
                          "than the configured tolerance or that gained a masking finding")

@@ -99,6 +99,11 @@ class AttackRecord:
     min_distances: list[float | None] = field(default_factory=list)
     curve: list[CurvePoint] = field(default_factory=list)
     targeted: bool = False
+    # Per norm, per sample (null where it failed): kept by the parts of a sample-split model, whose
+    # merge recomputes the distortion statistics; empty otherwise.
+    sample_distances: dict[str, list[float | None]] = field(default_factory=dict)
+    # The pool rows those per-sample lists belong to (a part's rows, or the whole pool in order).
+    pool_rows: list[int] = field(default_factory=list)
 
     @property
     def minimal_norm(self) -> bool:
@@ -205,6 +210,8 @@ class InputInfo:
     layout: Literal["NCHW", "NHWC"] | None
     range: list[float]
     fixed_batch: int | None = None
+    # Per-channel input box {"low": [...], "high": [...]} when given (inputs in normalised space).
+    channel_bounds: dict[str, list[float]] | None = None
 
 
 @dataclass
@@ -247,6 +254,9 @@ class ModelSpec:
     adaptive_ops: list[str] = field(default_factory=list)
     #: Judged by a majority vote over repeated onnxruntime calls (robustcheck/randomized_oracle.py).
     randomized: bool = False
+    # {"mean": [...], "std": [...]}: inputs are pixel space, the graph receives (x - mean) / std.
+    preprocess: dict[str, list[float]] | None = None
+    device: str = "cpu"
 
 
 @dataclass
@@ -262,6 +272,10 @@ class ModelInfo:
     config: dict[str, Any] = field(default_factory=dict)
     clean_accuracy: float | None = None
     samples: int | None = None
+    # Class names in output order, when configured or read from an image folder (reports show them).
+    class_names: list[str] | None = None
+    # In a sharded run with fewer models than shards: this job's part of the model's rows, "part/parts".
+    share: str | None = None
 
 
 @dataclass
@@ -326,6 +340,8 @@ class RunInfo:
     interrupted: bool = False
     # robustcheck items pytest collected for this run (None when unknown); fewer recorded = incomplete.
     items_collected: int | None = None
+    # "K/N" for one job of a sharded run (--robustcheck-shard); merged records hold the shards' list.
+    shard: str | None = None
     config_files: list[str] = field(default_factory=list)
     baseline_file: str | None = None
     report_dir: str = "reports"

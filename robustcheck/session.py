@@ -35,6 +35,7 @@ from robustcheck.record import (
     load_record,
     severity_rank,
 )
+from robustcheck.shard import Shard, Share, plan
 from robustcheck.store import CounterexampleStore
 from robustcheck.typed_data import PlainDataError
 
@@ -61,6 +62,14 @@ class RobustcheckSession:
             except (PlainDataError, ValueError, UnicodeDecodeError) as exc:
                 raise pytest.UsageError(f"{self.baseline_path}: not a robustcheck record ({exc})") from None
         self.is_worker = hasattr(config, "workerinput")
+        shard = config.getoption("robustcheck_shard")
+        try:
+            self.shard: Shard | None = None if shard is None else Shard.parse(shard)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        #: model file -> this job's share of it (every collected model when the run is not sharded)
+        self.shares: dict[Path, Share] = {}
+        self._progress: Any = False  # built on first use: pytest's terminal is not there yet
         self._suites: dict[tuple[Path, ...], SuiteConfig] = {}
         self._runs: dict[Path, ModelRun] = {}
         self._findings: dict[Path, list[Finding]] = {}
@@ -71,6 +80,19 @@ class RobustcheckSession:
         self._t0 = time.perf_counter()
         self.record_path = self.report_dir / "robustcheck.json"
         self.html_path = self.report_dir / "robustcheck.html"
+
+    @property
+    def progress(self) -> Any:
+        """Bars with ETAs on an interactive terminal of a serial run; None (silent) elsewhere."""
+        if self._progress is False:
+            self._progress = None
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None and not self.is_worker and not getattr(self.config.option, "numprocesses", None):
+                from robustcheck.report.terminal import RunProgress, make_console
+
+                display = RunProgress(make_console(reporter._tw))
+                self._progress = display if display.enabled else None
+        return self._progress
 
     def _path(self, value: str) -> Path:
         path = Path(value)
@@ -109,7 +131,8 @@ class RobustcheckSession:
         if path not in self._runs:
             from robustcheck.model_run import ModelRun
 
-            run = ModelRun(path, self.model_config(path), self.profile, self.seed, self.report_dir)
+            run = ModelRun(path, self.model_config(path), self.profile, self.seed, self.report_dir,
+                           share=self.shares.get(path, Share()), progress=self.progress)
             run.clear_counterexamples()  # this run rewrites the model's folder: no stale files beside new ones
             self._runs[path] = run
         return self._runs[path]
@@ -117,8 +140,11 @@ class RobustcheckSession:
     def model_info(self, run: ModelRun) -> ModelInfo:
         """Everything a record says about the model itself; raises when the model cannot be loaded."""
         model = run.model
+        names = run.data.class_names
         return ModelInfo(name=run.name, file=self.relpath(run.path), sha256=model.sha256, spec=model.spec(),
-                         config=run.config.to_dict(), clean_accuracy=run.clean_accuracy, samples=run.n_samples)
+                         config=run.config.to_dict(), clean_accuracy=run.clean_accuracy, samples=run.n_samples,
+                         class_names=None if names is None else list(names),
+                         share=None if run.share.whole else f"{run.share.part}/{run.share.parts}")
 
     def findings(self, run: ModelRun) -> list[Finding]:
         """The diagnostics for a model, computed once per process (masking and baseline items share them)."""
@@ -157,13 +183,42 @@ class RobustcheckSession:
         data = getattr(report, "robustcheck", None)
         if data is None or self.is_worker:
             return
-        self.outcomes.append(ItemOutcome.from_dict(data))
+        outcome = ItemOutcome.from_dict(data)
+        self.outcomes.append(outcome)
+        if self.progress is not None:
+            self.progress.item_finished(outcome.item.model, outcome.item.duration_s)
         self._write_json(interrupted=True)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """With --robustcheck-shard: keep this shard's models, and of a sample-split model the items
+        its part evaluates (the part that leads it keeps the claims that are not sums over rows)."""
+        from robustcheck.items import RobustcheckItem
+        from robustcheck.part_claims import evaluated_by_part
+
+        if self.shard is None:
+            return
+        models = {item.path for item in items if isinstance(item, RobustcheckItem)}
+        shares = plan([self.relpath(p) for p in models], self.shard)
+        self.shares = {p: shares[self.relpath(p)] for p in models if self.relpath(p) in shares}
+        keep: list[pytest.Item] = []
+        drop: list[pytest.Item] = []
+        for item in items:
+            share = self.shares.get(item.path) if isinstance(item, RobustcheckItem) else Share()
+            ok = share is not None and (share.whole or evaluated_by_part(item, share))
+            (keep if ok else drop).append(item)
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+            items[:] = keep
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         from robustcheck.items import RobustcheckItem
 
         self.items_collected = sum(isinstance(i, RobustcheckItem) for i in session.items)
+        if self.progress is not None:
+            for item in session.items:
+                if isinstance(item, RobustcheckItem):
+                    self.progress.items[item.path.stem] = self.progress.items.get(item.path.stem, 0) + 1
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -187,6 +242,7 @@ class RobustcheckSession:
             workers=int(getattr(self.config.option, "numprocesses", 0) or 0),
             interrupted=interrupted,
             items_collected=self.items_collected,
+            shard=None if self.shard is None else str(self.shard),
             config_files=sorted({f for s in self._suites.values() for f in s.files}),
             baseline_file=None if self.baseline_path is None else str(self.baseline_path),
             report_dir=str(self.report_dir),

@@ -112,7 +112,8 @@ def test_stored_counterexample_is_replayed_first(pytester: pytest.Pytester) -> N
     assert before["figures"]["replayed"] == 0
     store = pytester.path / ".robustcheck" / "counterexamples" / "toy"
     assert list(store.glob("*.json"))
-    shutil.rmtree(pytester.path / ".robustcheck" / "hypothesis")  # only robustcheck's own store remains
+    # Only robustcheck's own store remains (Hypothesis saves nothing when an explicit example fails).
+    shutil.rmtree(pytester.path / ".robustcheck" / "hypothesis", ignore_errors=True)
     second = pytester.runpytest_subprocess(*args)
     assert second.ret == pytest.ExitCode.TESTS_FAILED
     first_item = next(i for i in _record(pytester)["models"][0]["items"] if i["kind"] == "robust")
@@ -259,10 +260,10 @@ def test_internal_errors_are_one_line_and_stay_with_their_model(pytester: pytest
 
         original = ModelRun.attack_pool
 
-        def broken(self, label, check=None):
+        def broken(self, label, check=None, **options):
             if self.name == "bad":
                 raise RuntimeError("injected fault\\nsecond line")
-            return original(self, label, check)
+            return original(self, label, check, **options)
 
         ModelRun.attack_pool = broken
     """)

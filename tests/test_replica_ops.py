@@ -459,6 +459,96 @@ def _cast_like(data: st.DataObject, op: str, opset: int) -> None:
     close(*run_both(op, [data.draw(shapes.flatmap(arrays))], consts={"like": like}, opset=opset))
 
 
+# -- resize ----------------------------------------------------------------------------------------
+
+RESIZE_SCALES = [0.5, 0.6, 0.75, 1.0, 1.5, 1.7, 2.0, 3.0]
+
+
+def _resize_input(data: st.DataObject) -> np.ndarray:
+    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 3)), data.draw(st.integers(2, 7)),
+             data.draw(st.integers(2, 7)))
+    return data.draw(arrays(shape))
+
+
+def _spatial_scales(data: st.DataObject, low: float = 0.0) -> np.ndarray:
+    """Scales for an NCHW input: 1 on batch and channels (what onnxruntime's linear/cubic accept)."""
+    pick = st.sampled_from([s for s in RESIZE_SCALES if s >= low])
+    return np.array([1.0, 1.0, data.draw(pick), data.draw(pick)], np.float32)
+
+
+@case("Upsample-7", opset=7)
+@case("Upsample-9", opset=9)  # deprecated from opset 10 on: onnxruntime refuses it there
+@case("Resize-10")
+def _upsample(data: st.DataObject, op: str, opset: int) -> None:
+    x = _resize_input(data)
+    mode = data.draw(st.sampled_from(["nearest", "linear"]))
+    scales = _spatial_scales(data, low=1.0 if op == "Upsample" else 0.0)
+    if opset < 9:
+        close(*run_both(op, [x], {"mode": mode, "scales": [float(s) for s in scales]}, opset=opset))
+    else:
+        close(*run_both(op, [x], {"mode": mode}, consts={"scales": scales}, opset=opset))
+
+
+def _resize_attributes(data: st.DataObject, opset: int) -> dict[str, Any]:
+    mode = data.draw(st.sampled_from(["nearest", "linear", "cubic"]))
+    coordinates = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_crop_and_resize"]
+    if opset < 13:
+        coordinates.append("tf_half_pixel_for_nn")
+    if opset >= 19:
+        coordinates.append("half_pixel_symmetric")
+    attrs: dict[str, Any] = {"mode": mode, "coordinate_transformation_mode": data.draw(st.sampled_from(coordinates))}
+    if mode == "nearest":
+        attrs["nearest_mode"] = data.draw(st.sampled_from(["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]))
+    if mode == "cubic":
+        attrs["cubic_coeff_a"] = data.draw(st.sampled_from([-0.75, -0.5]))
+        attrs["exclude_outside"] = data.draw(st.sampled_from([0, 1]))
+    if attrs["coordinate_transformation_mode"] == "tf_crop_and_resize":
+        attrs["extrapolation_value"] = data.draw(st.sampled_from([0.0, -7.0]))
+    if opset >= 18 and mode != "nearest" and data.draw(st.booleans()):
+        attrs["antialias"] = 1
+        attrs["exclude_outside"] = data.draw(st.sampled_from([0, 1]))
+    return attrs
+
+
+@case("Resize-11", "Resize-13", "Resize-18", "Resize-19")
+def _resize(data: st.DataObject, op: str, opset: int) -> None:
+    x = _resize_input(data)
+    attrs = _resize_attributes(data, opset)
+    crop = attrs["coordinate_transformation_mode"] == "tf_crop_and_resize"
+    # cubic without antialiasing: onnxruntime accepts upsampling only, or the outer axes kept
+    scales = _spatial_scales(data, low=1.0 if attrs["mode"] == "cubic" and not attrs.get("antialias") else 0.0)
+    use_sizes = data.draw(st.booleans())
+    axes = [2, 3] if opset >= 18 and data.draw(st.booleans()) else None
+    if axes is not None:
+        attrs["axes"] = axes
+    spatial = axes if axes is not None else list(range(4))
+    sizes = np.array([x.shape[d] if d < 2 else max(1, int(x.shape[d] * scales[d] + data.draw(st.integers(0, 1))))
+                      for d in spatial], np.int64)
+    if use_sizes and opset >= 18 and axes is not None:
+        attrs["keep_aspect_ratio_policy"] = data.draw(st.sampled_from(["stretch", "not_larger", "not_smaller"]))
+    if attrs["mode"] == "cubic" and not attrs.get("antialias") and use_sizes:
+        sizes = np.array([max(s, x.shape[d]) for s, d in zip(sizes, spatial)], np.int64)
+    roi = np.array([0.0] * len(spatial) + [1.0] * len(spatial), np.float32)
+    if crop:
+        for i, d in enumerate(spatial):
+            if d >= 2:
+                roi[i] = data.draw(st.sampled_from([0.0, 0.2, -0.1]))
+                roi[len(spatial) + i] = data.draw(st.sampled_from([1.0, 0.8, 1.2]))
+    consts: dict[str, np.ndarray] = {"roi": roi if crop or opset < 13 else np.zeros(0, np.float32)}
+    if use_sizes:
+        consts.update(scales=np.zeros(0, np.float32), sizes=sizes)
+        order = ["in0", "roi", "" if opset >= 13 else "scales", "sizes"]
+        if opset >= 13:
+            del consts["scales"]
+    else:
+        consts["scales"] = scales if axes is None else scales[axes]
+        order = ["in0", "roi", "scales"]
+    if opset >= 13 and not crop:
+        del consts["roi"]
+        order[1] = ""
+    close(*run_both(op, [x], attrs, consts=consts, opset=opset, order=order), rtol=1e-4, atol=1e-5)
+
+
 # -- selection -----------------------------------------------------------------------------------
 
 @case("ArgMax-1", "ArgMin-1")

@@ -115,7 +115,8 @@ class Attack(ABC):
             candidates.append(out.x_adv.astype(x.dtype, copy=False))
             traces.append(out.loss_trace)
             extras_parts.append(out.extras)
-        x_cand = np.concatenate(candidates) if candidates else x.copy()
+        # Per-channel bounds (inputs in normalised space): candidates are clipped into them; a no-op otherwise.
+        x_cand = model.project_to_box(np.concatenate(candidates)) if candidates else x.copy()
         x_cand = self.polish(model, x, y, targets, x_cand)
         loss_trace = stack_traces(traces)
         extras = {k: np.concatenate([e[k] for e in extras_parts]) for k in (extras_parts[0] if extras_parts else {})}

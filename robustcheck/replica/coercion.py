@@ -28,12 +28,12 @@ def node_attributes(node: onnx.NodeProto) -> dict[str, Any]:
 
 
 def to_tensor(array: np.ndarray) -> Tensor:
-    """A torch tensor owning a copy of `array` (string tensors are unsupported)."""
-    if array.dtype == np.float64:
-        return torch.from_numpy(array.copy())
+    """A torch tensor owning a copy of `array` (string tensors are unsupported); 0-d stays 0-d."""
     if array.dtype.kind == "U" or array.dtype.kind == "O":
         raise UnsupportedGraph("string tensors")
-    return torch.from_numpy(np.ascontiguousarray(array).copy())
+    # np.ascontiguousarray would turn a 0-d array into shape (1,): TorchScript exports gather
+    # shape entries with 0-d constant indices, and a (1,) index there changes every rank after it.
+    return torch.from_numpy(np.array(array, order="C", copy=True))
 
 
 def ints(value: Any) -> list[int]:

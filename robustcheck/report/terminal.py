@@ -103,7 +103,7 @@ def make_console(file: Any = None, *, color: bool | None = None, width: int | No
 
 @contextmanager
 def progress(console: Console, total: int | None, description: str) -> Iterator[Any]:
-    """A transient progress bar for a long attack, shown only on an interactive terminal.
+    """A transient progress bar (elapsed time and ETA) for a long attack, shown only on an interactive terminal.
 
     Yields an object with `advance(n=1)` and `update(completed)`; elsewhere (CI, pipes,
     `TERM=dumb`) both do nothing and nothing is printed.
@@ -111,9 +111,17 @@ def progress(console: Console, total: int | None, description: str) -> Iterator[
     if not console.is_interactive or not console.is_terminal:
         yield _NoProgress()
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield _Progress(bar, task)
@@ -136,3 +144,42 @@ class _Progress:
 
     def update(self, completed: float) -> None:
         self._bar.update(self._task, completed=completed)
+
+
+class RunProgress:
+    """Progress of a run on an interactive terminal: a bar per attack run with its ETA, labelled
+    with its model's progress (items done of the model's items, and the model's ETA from the mean
+    duration of its finished items). Silent (and free) anywhere else."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.items: dict[str, int] = {}
+        self.done: dict[str, list[float]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.console.is_interactive and self.console.is_terminal)
+
+    def item_finished(self, model: str, seconds: float) -> None:
+        self.done.setdefault(model, []).append(seconds)
+
+    def model_status(self, model: str) -> str:
+        finished = self.done.get(model, [])
+        total = self.items.get(model, 0)
+        if not total:
+            return model
+        text = f"{model} [{len(finished)}/{total} items"
+        if finished and total > len(finished):
+            left = (total - len(finished)) * sum(finished) / len(finished)
+            text += f", model ETA ~{_duration(left)}"
+        return text + "]"
+
+    def __call__(self, description: str, total: int) -> Any:
+        """A context manager yielding the bar of one attack run over `total` rows."""
+        model, _, what = description.partition(" · ")
+        return progress(self.console, total, f"{self.model_status(model)} {what}".strip())
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

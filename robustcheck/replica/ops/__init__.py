@@ -2,7 +2,7 @@
 
 To add an operator: write one function per semantics change, decorate each with
 `@register(op_type, since_version)` in the module of its family (a new family, e.g. quantized
-operators or Resize, gets its own module imported below), and add a parity case per
+operators, gets its own module imported below), and add a parity case per
 registration in tests/test_replica_ops.py, which fails until every registration has one.
 """
 
@@ -16,6 +16,7 @@ from robustcheck.replica.ops import (  # noqa: F401
     quantized_contrib,
     random,
     reductions,
+    resize,
     selection,
     shape,
 )
