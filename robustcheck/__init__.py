@@ -28,6 +28,11 @@ _LAZY = {
     "Finding": "robustcheck.diagnostics",
     "attacks": "robustcheck.attacks",
     "strategies": "robustcheck.strategies",
+    "certify": "robustcheck.certify",
+    "certified_radius": "robustcheck.certify",
+    "verify_exact": "robustcheck.certify",
+    "minimal_distance": "robustcheck.certify",
+    "NotVerifiable": "robustcheck.certify",
 }
 
 __all__ = [

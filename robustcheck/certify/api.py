@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,19 +99,29 @@ def certified_radius(model: Model, x: np.ndarray, y: np.ndarray, *, norm: str = 
     return CertifiedRadius(norm, "alpha-crown" if alpha else "crown", radius, unproven, correct, evaluations, times)
 
 
-def _bisect(proven, cap: float, rtol: float, budget: int) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
-    """(largest proven ε, smallest unproven ε, evaluations) for a monotone-ish predicate."""
-    lo, hi, used = 0.0, math.inf, 0
-    if cap > 0 and proven(cap):
-        return cap, math.inf, 1
-    hi, used = cap, 1
-    while used < budget and (lo == 0 or hi / lo > 1 + rtol) and hi > 0:
+def _bisect(proven: Callable[[float], bool], cap: float, rtol: float, budget: int) -> tuple[float, float, int]:
+    """(largest proven ε, smallest unproven ε, evaluations) for a predicate that holds below some ε.
+
+    Large ε are expensive for CROWN (every neuron unstable), so the search starts small and grows
+    fourfold until a failure (or `cap`), then bisects geometrically."""
+    lo, hi, used = 0.0, cap, 0
+    guess = cap / 1024
+    while used < budget and guess < hi:
+        used += 1
+        if not proven(guess):
+            hi = guess
+            break
+        lo, guess = guess, guess * 4
+    else:
+        if used < budget and lo > 0 and guess >= hi:
+            used += 1
+            if proven(hi):
+                return hi, math.inf, used
+    while used < budget and hi > 1e-12 and (lo == 0 or hi / lo > 1 + rtol):
         mid = hi / 4 if lo == 0 else math.sqrt(lo * hi)
         used += 1
         if proven(mid):
             lo = mid
         else:
             hi = mid
-        if lo == 0 and hi < 1e-12:
-            break
     return lo, hi, used

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from robustcheck.certify import patches
 from robustcheck.certify.input_set import InputSet
 from robustcheck.certify.network import AffineNode, BoundGraph, MaxPoolNode, Node, ReluNode
 from robustcheck.certify.relaxation import (
@@ -35,6 +36,7 @@ Tensor = torch.Tensor
 
 # Rows carried backwards at once: bounds memory at about CHUNK_BYTES for the widest node.
 CHUNK_BYTES = 96 * 1024 * 1024
+PATCH_CHUNK = 2048  # neurons per batch of patch rows
 
 Relaxation = ReluRelaxation | MaxPoolRelaxation
 # A rule for piecewise nodes: (node, rows at its output) -> (rows at its input, bias per row).
@@ -175,15 +177,22 @@ def _tighten(graph: BoundGraph, bounds: Bounds, name: str, selected: Tensor) -> 
     index = torch.nonzero(selected).squeeze(1)
     numel = selected.numel()
     shape = graph.shapes[name]
+    if graph.patchable is None:
+        graph.patchable = patches.patchable_nodes(graph)
+    patched = name in graph.patchable
     widest = max(int(torch.tensor(s).prod()) for s in graph.shapes.values())
-    chunk = max(1, CHUNK_BYTES // (8 * widest * 2))
+    chunk = PATCH_CHUNK if patched else max(1, CHUNK_BYTES // (8 * widest * 2))
     low, high = bounds.lower[name].reshape(-1).clone(), bounds.upper[name].reshape(-1).clone()
     for start in range(0, len(index), chunk):
         part = index[start:start + chunk]
-        eye = torch.zeros(len(part), numel, dtype=torch.float64)
-        eye[torch.arange(len(part)), part] = 1.0
-        rows = torch.cat([eye, -eye]).reshape((2 * len(part),) + shape)
-        values = lower_bounds(graph, bounds, name, rows)
+        if patched:
+            signs = torch.cat([torch.ones(len(part)), -torch.ones(len(part))]).to(torch.float64)
+            values = patches.lower_bounds(graph, bounds, name, torch.cat([part, part]), signs)
+        else:
+            eye = torch.zeros(len(part), numel, dtype=torch.float64)
+            eye[torch.arange(len(part)), part] = 1.0
+            rows = torch.cat([eye, -eye]).reshape((2 * len(part),) + shape)
+            values = lower_bounds(graph, bounds, name, rows)
         low[part] = torch.maximum(low[part], values[: len(part)])
         high[part] = torch.minimum(high[part], -values[len(part):])
     bounds.crown_rows += len(index)

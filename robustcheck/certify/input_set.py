@@ -48,24 +48,30 @@ class InputSet:
 
     def min_linear(self, rows: Tensor) -> Tensor:
         """min over the region of rows·x, per row; `rows` is (S, *input_shape)."""
-        a = rows.reshape(len(rows), -1)
-        c = self.center.reshape(-1)
-        base = a @ c
-        if self.norm == "linf":
-            lo, hi = (t.reshape(-1) for t in self.bounding_box())
-            return a @ ((lo + hi) / 2) - a.abs() @ ((hi - lo) / 2)
-        down = (self.low.reshape(-1) - c)  # δ ≥ down (≤ 0)
-        up = (self.high.reshape(-1) - c)  # δ ≤ up (≥ 0)
-        if self.norm == "l1":
-            return base + _min_l1(a, down, up, self.epsilon)
-        return base + _min_l2(a, down, up, self.epsilon)
+        flat = rows.reshape(len(rows), -1)
+        return min_linear(self.norm, self.epsilon, flat, self.center.reshape(-1), self.low.reshape(-1),
+                          self.high.reshape(-1))
+
+
+def min_linear(norm: str, eps: float, a: Tensor, center: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """min of a·x over {‖x − center‖ ≤ eps, low ≤ x ≤ high} per row of `a` (S, n); `center`, `low`
+    and `high` are (n,) or per row (S, n). Coordinates where a is 0 never matter, so a window of
+    the input (patches) gives the same value as the whole input."""
+    base = (a * center).sum(dim=-1)
+    if norm == "linf":
+        lo, hi = torch.maximum(center - eps, low), torch.minimum(center + eps, high)
+        return (a.clamp(min=0) * lo + a.clamp(max=0) * hi).sum(dim=-1)
+    down, up = low - center, high - center
+    if norm == "l1":
+        return base + _min_l1(a, down, up, eps)
+    return base + _min_l2(a, down, up, eps)
 
 
 def _min_l1(a: Tensor, down: Tensor, up: Tensor, eps: float) -> Tensor:
     """Exact min a·δ over ‖δ‖₁ ≤ eps, down ≤ δ ≤ up: a fractional knapsack, filled greedily."""
-    cap = torch.where(a < 0, up, -down)  # how far each coordinate can move in its helpful direction
+    cap = torch.where(a < 0, up, -down).expand_as(a)  # how far each coordinate can move usefully
     gain, order = a.abs().sort(dim=1, descending=True)
-    cap = torch.gather(cap.expand_as(a), 1, order)
+    cap = torch.gather(cap, 1, order)
     before = torch.cumsum(cap, dim=1) - cap
     amount = torch.clamp(eps - before, min=0.0)
     amount = torch.minimum(amount, cap)

@@ -57,6 +57,8 @@ class AffineNode:
     backward: Callable[[Tensor], tuple[Tensor, ...]]  # rows A (S, *out) -> (S, *in_i) per input
     abs_forward: Callable[[list[Tensor]], Tensor]  # radii r_i -> Σ |L_i| r_i (interval propagation)
     forward: Callable[[list[Tensor]], Tensor]
+    ctx: NodeContext
+    args: list[Any]  # the node's inputs with constants in place (variable positions hold a reference value)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class MaxPoolNode:
     input: str
     windows: Tensor
     out_shape: tuple[int, ...]
+    ctx: NodeContext
 
     def apply(self, x: Tensor) -> Tensor:
         flat = x.reshape(-1)
@@ -102,6 +105,7 @@ class BoundGraph:
     shapes: dict[str, tuple[int, ...]]
     consumers: dict[str, list[Node]] = field(default_factory=dict)
     position: dict[str, int] = field(default_factory=dict)
+    patchable: set[str] | None = None  # filled by crown on first use (patches.patchable_nodes)
 
     def __post_init__(self) -> None:
         self.position = {node.name: i for i, node in enumerate(self.nodes)}
@@ -113,15 +117,19 @@ class BoundGraph:
     def output_shape(self) -> tuple[int, ...]:
         return self.shapes[self.output_name]
 
-    def forward(self, x: Tensor) -> Tensor:
-        """The graph's output for one input (shape `input_shape`), float64."""
+    def trace(self, x: Tensor) -> dict[str, Tensor]:
+        """Every node's value for one input (shape `input_shape`), float64."""
         values = {self.input_name: x}
         for node in self.nodes:
             if isinstance(node, AffineNode):
                 values[node.name] = node.forward([values[i] for i in node.inputs])
             else:
                 values[node.name] = node.apply(values[node.input])
-        return values[self.output_name]
+        return values
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The graph's output for one input (shape `input_shape`), float64."""
+        return self.trace(x)[self.output_name]
 
     def forward_batch(self, x: Tensor) -> Tensor:
         """Outputs (B, *output_shape[1:]) for inputs (B, *input_shape[1:])."""
@@ -199,7 +207,8 @@ def _make_node(step: Any, ctx: NodeContext, var_pos: list[int], args: list[Any],
         slope = 0.0 if op == "Relu" else float(ctx.attr("alpha", 0.01))
         return ReluNode(name, op, step.inputs[0], slope)
     if op == "MaxPool":
-        return MaxPoolNode(name, op, step.inputs[0], _pool_windows(ctx, args[0], values[name]), tuple(values[name].shape))
+        windows = _pool_windows(ctx, args[0], values[name])
+        return MaxPoolNode(name, op, step.inputs[0], windows, tuple(values[name].shape), ctx)
     return _affine_node(step, ctx, var_pos, args)
 
 
@@ -236,7 +245,7 @@ def _affine_node(step: Any, ctx: NodeContext, var_pos: list[int], args: list[Any
         def abs_forward(radii: list[Tensor]) -> Tensor:
             return forward(radii, abs_ctx, abs_args) - abs_zero
 
-    return AffineNode(step.outputs[0], ctx.op_type, inputs, offset, backward, abs_forward, forward)
+    return AffineNode(step.outputs[0], ctx.op_type, inputs, offset, backward, abs_forward, forward, ctx, args)
 
 
 def _pool_windows(ctx: NodeContext, x: Tensor, y: Tensor) -> Tensor:

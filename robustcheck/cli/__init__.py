@@ -1,0 +1,1 @@
+"""Subcommands of `python -m robustcheck`, one module each (see robustcheck/__main__.py)."""
