@@ -40,7 +40,8 @@ def attacks() -> dict[str, tuple[str, object]]:
         "PGD, margin on logits": ("L∞ ε 0.3, 40 steps", PGD(epsilon=0.3, steps=40, loss="margin")),
         "JSMA, softmax saliency": ("γ 0.1, θ +1", JSMA()),
         "JSMA, logit saliency": ("γ 0.1, θ +1", JSMA(use_logits=True)),
-        "C&W L2, f1 (CE on softmax)": ("5 × 300", CarliniWagnerL2(objective="f1", binary_search_steps=5, max_iterations=300)),
+        "C&W L2, f1 (CE on softmax)": ("5 × 300", CarliniWagnerL2(objective="f1", binary_search_steps=5,
+                                                                  max_iterations=300)),
         "C&W L2, f6 (logit margin)": ("5 × 300", CarliniWagnerL2(binary_search_steps=5, max_iterations=300)),
         "EAD, L1 rule": ("5 × 300", EAD(decision_rule="L1", binary_search_steps=5, max_iterations=300)),
         "C&W L∞": (f"reference schedule, 1,000 iterations per (τ, c), c₀ 1e-2; first {SLOW_ROWS_N} images",
@@ -80,7 +81,8 @@ def main() -> None:
     torch.set_num_threads(2)
     lines = [f"# Attack table: `python {' '.join(['benchmarks/attack_table.py', *sys.argv[1:]])}`", "",
              f"{platform.platform()}, torch {torch.__version__}; {args.n} correctly classified held-out images per "
-             "model, untargeted; success judged by onnxruntime; median distance over successes in the attack's norm", "",
+             "model, untargeted; success judged by onnxruntime; median distance over successes in the attack's norm",
+             "",
              "| attack | settings | " + " | ".join(f"{m}: success, median dist., wall" for m in MODELS) + " |",
              "|---|---|" + "---|" * len(MODELS)]
     pools = shipped_pools(MODELS, args.n)

@@ -1,6 +1,6 @@
 """Cost and findings of a full `robustcheck.diagnose` on each shipped model, per budget.
 
-    python benchmarks/diagnose_cost.py [--budget default] [--controls]
+    python benchmarks/diagnose_cost.py [--budget ci] [--controls]
 
 Uses the first 64 correctly classified held-out images (the ci profile's pool) and prints
 the wall time and the findings (id, severity) per model. `--controls` adds the diagnostics
@@ -45,7 +45,8 @@ def control_models(folder: Path) -> dict[str, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", default="default", choices=["smoke", "default", "thorough"])
+    parser.add_argument("--budget", default="ci", choices=["smoke", "ci", "thorough"],
+                        help="the profile whose diagnostics budget to use")
     parser.add_argument("--controls", action="store_true", help="also diagnose the tests' masking controls")
     args = parser.parse_args()
     torch.set_num_threads(2)

@@ -71,7 +71,8 @@ def main() -> None:
     data = load_dataset(ROOT / "models" / "data" / "mnist-heldout.npz")
     settings = f"{args.steps} × {args.iterations}"
     lines = [f"# Peers: `python {' '.join(['benchmarks/peers.py', *sys.argv[1:]])}`", "",
-             f"{platform.platform()}, torch {torch.__version__}, {args.n} correctly classified held-out images per model; "
+             f"{platform.platform()}, torch {torch.__version__}, {args.n} correctly classified held-out images "
+             "per model; "
              "success and distances verified by onnxruntime; distances over successful samples", "",
              "| model | attack | library | settings | success | mean L2 | median L2 | mean L1 | median L1 | wall (s) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -116,7 +117,8 @@ def main() -> None:
             import torchattacks
 
             start = time.perf_counter()
-            adv = torchattacks.CW(net, c=1, kappa=0, steps=args.iterations, lr=1e-2)(torch.from_numpy(x), torch.from_numpy(y))
+            cw = torchattacks.CW(net, c=1, kappa=0, steps=args.iterations, lr=1e-2)
+            adv = cw(torch.from_numpy(x), torch.from_numpy(y))
             wall = time.perf_counter() - start
             emit(_row(name, "C&W L2", "torchattacks 3.5.1", f"c=1, {args.iterations} steps (no search)",
                       *_verify(model, x, y, adv.detach().numpy()), wall))
@@ -124,13 +126,14 @@ def main() -> None:
             from art.attacks.evasion import CarliniL2Method, ElasticNet
             from art.estimators.classification import PyTorchClassifier
 
-            classifier = PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), input_shape=x.shape[1:], nb_classes=10,
-                                           clip_values=(0.0, 1.0))
+            classifier = PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), input_shape=x.shape[1:],
+                                           nb_classes=10, clip_values=(0.0, 1.0))
             # ART is an order of magnitude slower per iteration: a capped budget on the first images, stated per row.
-            steps, iterations, m = min(args.steps, args.art_steps), min(args.iterations, args.art_iterations), args.art_n
+            steps, iterations = min(args.steps, args.art_steps), min(args.iterations, args.art_iterations)
+            m = args.art_n
             for label, attack in {
-                "C&W L2": CarliniL2Method(classifier, binary_search_steps=steps, max_iter=iterations, learning_rate=1e-2,
-                                          initial_const=1e-3, batch_size=m, verbose=False),
+                "C&W L2": CarliniL2Method(classifier, binary_search_steps=steps, max_iter=iterations,
+                                          learning_rate=1e-2, initial_const=1e-3, batch_size=m, verbose=False),
                 "EAD (EN, β 1e-3)": ElasticNet(classifier, binary_search_steps=steps, max_iter=iterations,
                                                learning_rate=1e-2, beta=1e-3, initial_const=1e-3, batch_size=m,
                                                decision_rule="EN", verbose=False),

@@ -39,17 +39,21 @@ def run_suite(profile: str, workers: int) -> tuple[float, int, dict]:
     return elapsed, proc.returncode, record
 
 
-def summarise(record: dict) -> dict[str, str]:
+def summarise(data: dict) -> dict[str, str]:
+    from robustcheck.figures import RobustAccuracyFigures
+    from robustcheck.record import RunRecord
+
     out = {}
-    for model in record["models"]:
-        verdicts = {i["name"]: i["verdict"] for i in model["items"]}
-        figures = [f"{i['name']}={i['figures'].get('robust_accuracy', 0):.2f}" for i in model["items"]
-                   if i["kind"] == "robust-accuracy"]
-        attacks = [f"{a['attack']} {a['success_rate']:.0%} (median {a['norm']} "
-                   f"{next((d['median'] for d in a['distortion'] if d['norm'] == a['norm']), float('nan')) or float('nan'):.3g})"
-                   for a in model["attacks"]]
-        failed = sorted(k for k, v in verdicts.items() if v != "passed")
-        out[model["name"]] = f"{'; '.join(attacks)}; {', '.join(figures)}; failed: {', '.join(failed) or 'none'}"
+    for model in RunRecord.from_dict(data).models:
+        figures = [f"{i.name}={i.figures.robust_accuracy:.2f}" for i in model.items
+                   if isinstance(i.figures, RobustAccuracyFigures)]
+        attacks = []
+        for a in model.attacks:
+            median = next((d.median for d in a.distortion if d.norm == a.norm), None)
+            attacks.append(f"{a.attack} {a.success_rate:.0%} (median {a.norm} "
+                           f"{float('nan') if median is None else median:.3g})")
+        failed = sorted(i.name for i in model.items if i.verdict != "passed")
+        out[model.name] = f"{'; '.join(attacks)}; {', '.join(figures)}; failed: {', '.join(failed) or 'none'}"
     return out
 
 
@@ -59,8 +63,10 @@ def main() -> None:
     parser.add_argument("--xdist", action="store_true", help="also run each profile with -n 2 and report the speed-up")
     args = parser.parse_args()
     lines = [f"# Suite timings: `python {' '.join(['benchmarks/suite.py', *sys.argv[1:]])}`", "",
-             f"{platform.platform()}, {platform.processor() or platform.machine()}, Python {platform.python_version()}", "",
-             "| profile | workers | wall (s) | exit | per model: attack success (median distortion); robust accuracy; failed items |",
+             f"{platform.platform()}, {platform.processor() or platform.machine()}, "
+             f"Python {platform.python_version()}", "",
+             "| profile | workers | wall (s) | exit "
+             "| per model: attack success (median distortion); robust accuracy; failed items |",
              "|---|---|---|---|---|"]
     serial_times: dict[str, float] = {}
     for profile in args.profiles:

@@ -23,7 +23,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 __all__ = ["build_cnn", "load_idx", "IMAGES_MAGIC", "LABELS_MAGIC"]

@@ -74,9 +74,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out-dir", type=Path, default=HERE, help="where the ONNX files, weights/ and the summary go")
-    p.add_argument("--data-dir", type=Path, default=HERE / "data", help="holds t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
+    p.add_argument("--data-dir", type=Path, default=HERE / "data",
+                   help="holds t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
     p.add_argument("--train-limit", type=int, default=TRAIN_END, help="train on the first N of images 0-7999")
-    p.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N held-out images (default: all 2000)")
+    p.add_argument("--eval-limit", type=int, default=None,
+                   help="evaluate on the first N held-out images (default: all 2000)")
     p.add_argument("--epochs", type=int, default=60, help="epochs per model (baseline, teacher and student each)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3, help="peak Adam learning rate (linear warm-up, cosine decay)")
@@ -305,7 +307,8 @@ def evaluate(name: str, onnx_path: Path, module: nn.Module, x: np.ndarray, y: np
             "heldout_accuracy_onnxruntime": float((probs.argmax(1) == y).mean()),
             "max_abs_row_sum_minus_1": float(np.abs(probs.sum(1) - 1).max()),
             "fraction_top_prob_exactly_1": float((probs.max(1) == 1.0).mean()),
-            "fraction_correct_with_p_true_exactly_1": float((p_true[correct] == 1.0).mean()) if correct.any() else float("nan"),
+            "fraction_correct_with_p_true_exactly_1":
+                float((p_true[correct] == 1.0).mean()) if correct.any() else float("nan"),
         }
     return out
 
@@ -412,7 +415,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> dict:
                        "train_n": int(len(y_train)), "heldout_n": int(n_eval)}
     import onnx
     import onnxruntime
-    summary["environment"] = {"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+    summary["environment"] = {"torch": torch.__version__, "onnx": onnx.__version__,
+                              "onnxruntime": onnxruntime.__version__,
                               "numpy": np.__version__, "python": platform.python_version(),
                               "platform": platform.platform(), "cpu_count": os.cpu_count()}
     summary["wall_time_s"] = round(time.perf_counter() - t0, 1)

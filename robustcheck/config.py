@@ -25,10 +25,11 @@ Import-light: no numpy, no torch until an attack label is looked up (the attack 
 from __future__ import annotations
 
 import fnmatch
+import math
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from robustcheck.errors import AttackParamError, ConfigError, RobustcheckError
 
@@ -81,11 +82,11 @@ class ModelConfig:
 
     dataset: DatasetSpec | None = None
     input_range: tuple[float, float] | None = None
-    layout: str | None = None
+    layout: Literal["NCHW", "NHWC"] | None = None
     output: str | None = None
     samples: int | None = None
     min_clean_accuracy: float | None = None
-    masking: str = "fail"
+    masking: Literal["fail", "warn"] = "fail"
     baseline_tolerance: float = 0.02
     checks: tuple[Check, ...] = ()
     attacks: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
@@ -98,7 +99,8 @@ class ModelConfig:
         """Plain data for records and reports."""
         return {
             "dataset": None if self.dataset is None else {
-                "path": str(self.dataset.path), "labels": None if self.dataset.labels is None else str(self.dataset.labels),
+                "path": str(self.dataset.path),
+                "labels": None if self.dataset.labels is None else str(self.dataset.labels),
                 "scale": self.dataset.scale},
             "input_range": None if self.input_range is None else list(self.input_range),
             "layout": self.layout, "output": self.output, "samples": self.samples,
@@ -155,9 +157,13 @@ def load_suite_config(files: list[Path]) -> SuiteConfig:
     for path in files:
         data = _read_toml(path)
         if path.name == "pyproject.toml":
-            data = data.get("tool", {}).get("robustcheck")
-            if data is None:
+            tool = data.get("tool")
+            section = tool.get("robustcheck") if isinstance(tool, dict) else None
+            if section is None:
                 continue
+            if not isinstance(section, dict):
+                raise ConfigError(f"{path}: 'tool.robustcheck' must be a table")
+            data = section
             where = "[tool.robustcheck]"
         else:
             where = ""
@@ -176,7 +182,7 @@ def load_suite_config(files: list[Path]) -> SuiteConfig:
     suite = SuiteConfig(defaults, tuple(models), tuple(used))
     # Resolve every section now so that errors surface before anything runs.
     _to_model_config(dict(defaults))
-    for pattern, section in models:
+    for _pattern, section in models:
         _to_model_config({**defaults, **section})
     return suite
 
@@ -189,6 +195,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: config file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _section(path: Path, where: str, section: Any) -> dict[str, Any]:
@@ -206,6 +216,20 @@ def _section(path: Path, where: str, section: Any) -> dict[str, Any]:
     return out
 
 
+def _is_number(value: Any) -> bool:
+    """A finite int or float (TOML also has nan and inf, and true is an int to Python)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(path: Path, where: str, value: Any, expected: str, *, low: float | None = None,
+            high: float | None = None, positive: bool = False) -> float:
+    """`value` as a float when it is a finite number in range; else a ConfigError naming file, key, expectation."""
+    if not _is_number(value) or (positive and value <= 0) or (low is not None and value < low) \
+            or (high is not None and value > high):
+        raise ConfigError(f"{path}: '{where}' must be {expected}, got {value!r}")
+    return float(value)
+
+
 def _validate(path: Path, where: str, key: str, value: Any) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{path}: '{where}' must be {expected}, got {value!r}")
@@ -213,16 +237,15 @@ def _validate(path: Path, where: str, key: str, value: Any) -> Any:
     if key == "dataset":
         return _dataset(path, where, value)
     if key == "input_range":
-        if len(value) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value) \
-                or not value[0] < value[1]:
-            raise bad("a [low, high] pair of numbers with low < high")
+        if len(value) != 2 or not all(_is_number(v) for v in value) or not value[0] < value[1]:
+            raise bad("a [low, high] pair of finite numbers with low < high")
         return (float(value[0]), float(value[1]))
     if key == "layout" and value not in ("NCHW", "NHWC"):
         raise bad("\"NCHW\" or \"NHWC\"")
     if key == "samples" and value < 1:
         raise bad("a positive integer")
-    if key in ("min_clean_accuracy", "baseline_tolerance") and not 0.0 <= value <= 1.0:
-        raise bad("a number in [0, 1]")
+    if key in ("min_clean_accuracy", "baseline_tolerance"):
+        return _number(path, where, value, "a number in [0, 1]", low=0.0, high=1.0)
     if key == "masking" and value not in ("fail", "warn"):
         raise bad("\"fail\" or \"warn\"")
     if key == "check":
@@ -254,10 +277,9 @@ def _dataset(path: Path, where: str, value: Any) -> DatasetSpec:
         if labels is not None and not isinstance(labels, str):
             raise ConfigError(f"{path}: '{where}.labels' must be a path")
         scale = value.get("scale")
-        if scale is not None and (not isinstance(scale, (int, float)) or isinstance(scale, bool) or scale <= 0):
-            raise ConfigError(f"{path}: '{where}.scale' must be a positive number, got {scale!r}")
-        spec = DatasetSpec(base / images, None if labels is None else base / labels,
-                           None if scale is None else float(scale))
+        if scale is not None:
+            scale = _number(path, f"{where}.scale", scale, "a positive finite number", positive=True)
+        spec = DatasetSpec(base / images, None if labels is None else base / labels, scale)
     for file in (spec.path, spec.labels):
         if file is not None and not file.is_file():
             raise ConfigError(f"{path}: '{where}' refers to {file}, which does not exist")
@@ -271,7 +293,8 @@ def _check(path: Path, where: str, value: Any) -> Check:
         raise ConfigError(f"{path}: '{where}' must be a table")
     unknown = set(value) - _CHECK_KEYS
     if unknown:
-        raise ConfigError(f"{path}: unknown key '{where}.{sorted(unknown)[0]}' (known: {', '.join(sorted(_CHECK_KEYS))})")
+        raise ConfigError(f"{path}: unknown key '{where}.{sorted(unknown)[0]}' "
+                          f"(known: {', '.join(sorted(_CHECK_KEYS))})")
     kind = value.get("type")
     if kind not in CHECK_TYPES:
         raise ConfigError(f"{path}: '{where}.type' must be one of {', '.join(CHECK_TYPES)}, got {kind!r}")
@@ -279,13 +302,10 @@ def _check(path: Path, where: str, value: Any) -> Check:
     labels = _attack_labels()
     if attack not in labels:
         raise ConfigError(f"{path}: '{where}.attack' must be one of {', '.join(labels)}, got {attack!r}")
-    eps = value.get("epsilon")
-    if not isinstance(eps, (int, float)) or isinstance(eps, bool) or eps <= 0:
-        raise ConfigError(f"{path}: '{where}.epsilon' must be a positive number, got {eps!r}")
+    eps = _number(path, f"{where}.epsilon", value.get("epsilon"), "a positive finite number", positive=True)
     minimum = value.get("min")
     if kind == "robust-accuracy":
-        if not isinstance(minimum, (int, float)) or isinstance(minimum, bool) or not 0 <= minimum <= 1:
-            raise ConfigError(f"{path}: '{where}.min' must be a number in [0, 1] for robust-accuracy, got {minimum!r}")
+        minimum = _number(path, f"{where}.min", minimum, "a number in [0, 1] for robust-accuracy", low=0.0, high=1.0)
     elif minimum is not None:
         raise ConfigError(f"{path}: '{where}.min' applies to robust-accuracy checks only")
     targeted = value.get("targeted", False)
@@ -295,7 +315,7 @@ def _check(path: Path, where: str, value: Any) -> Check:
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: '{where}.params' must be a table of hyper-parameters")
     _validate_attack_params(path, f"{where}.params", attack, params)
-    return Check(kind, attack, float(eps), None if minimum is None else float(minimum), targeted,
+    return Check(kind, attack, eps, minimum, targeted,
                  tuple(sorted(params.items())))
 
 

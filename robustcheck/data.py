@@ -11,6 +11,7 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -135,9 +136,15 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 
 
-def correctly_classified(model: object, data: Dataset, limit: int | None = None) -> Dataset:
+class Classifier(Protocol):
+    """Anything with oracle labels, such as `robustcheck.model.Model`."""
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def correctly_classified(model: Classifier, data: Dataset, limit: int | None = None) -> Dataset:
     """The rows the model's oracle classifies correctly (first `limit` of them)."""
-    labels = model.predict(data.x)  # type: ignore[attr-defined]
+    labels = model.predict(data.x)
     rows = np.flatnonzero(labels == data.y)
     if limit is not None:
         rows = rows[:limit]

@@ -30,6 +30,18 @@ class DataError(RobustcheckError):
     """A dataset cannot be read or does not fit the model."""
 
 
+class ClaimFailure(AssertionError):
+    """A robustness claim was checked and does not hold (a gate missed, a counterexample found).
+
+    The only exceptions that make an item "failed"; any other exception means the claim could
+    not be checked ("error"). See `robustcheck.record.classify_outcome`.
+    """
+
+
+class RobustcheckWarning(UserWarning):
+    """Something a run skipped or could not trust, shown in pytest's warnings summary."""
+
+
 class AttackParamError(RobustcheckError, ValueError):
     """An attack hyper-parameter is unknown or has a wrong type or value.
 

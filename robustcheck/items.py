@@ -1,16 +1,18 @@
 """pytest collection nodes: one `OnnxFile` per model, one item per robustness claim.
 
-Imported only when `--robustcheck` is given (it pulls in torch and onnxruntime). Items
-compute through a per-process `ModelRun`, raise `GateFailure`/`RobustnessViolation` with a
-user-facing message (shown without a traceback), and leave a plain-data payload that the
-session turns into the run record, on the controller under xdist too.
+Imported only when `--robustcheck` is given (it pulls in torch and onnxruntime). Each item's
+`evaluate` computes through a per-process `ModelRun` and returns an `Evaluation`
+(evaluation.py: typed figures, attack records, counterexamples, findings); `runtest` keeps it and raises the
+evaluation's failure (a `ClaimFailure`, shown without a traceback). The session turns the
+item into a `record.ItemOutcome` (see `RobustcheckItem.outcome`).
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +23,26 @@ from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from robustcheck.config import Check
-from robustcheck.errors import RobustcheckError
+from robustcheck.errors import ClaimFailure, ConfigError, RobustcheckError, RobustcheckWarning
+from robustcheck.evaluation import Evaluation, GateFailure, gate_met, internal_error_line, outcome_message
+from robustcheck.figures import (
+    BaselineFigures,
+    CleanAccuracyFigures,
+    GradientMaskingFigures,
+    RobustAccuracyFigures,
+    RobustPropertyFigures,
+)
 from robustcheck.model_run import ModelRun, stable_seed
-from robustcheck.properties import RobustnessViolation, violation_detail
-from robustcheck.record import BaselineDelta, ItemRecord
+from robustcheck.properties import RobustnessViolation
+from robustcheck.record import (
+    AttackRecord,
+    BaselineDelta,
+    Counterexample,
+    ItemOutcome,
+    ItemRecord,
+    ModelInfo,
+    Verdict,
+)
 from robustcheck.store import StoredExample
 
 if TYPE_CHECKING:
@@ -35,14 +53,10 @@ if TYPE_CHECKING:
 MASKING_COUNTEREXAMPLES = 4
 
 
-class GateFailure(AssertionError):
-    """A gate (threshold) was not met; the message is the report."""
-
-
 class OnnxFile(pytest.File):
     """An ONNX model file: its items are the configured claims about it."""
 
-    def collect(self):  # type: ignore[override]
+    def collect(self) -> Any:
         rc: RobustcheckSession = self.config.stash[SESSION_KEY]
         config = rc.model_config(self.path)
         yield CleanAccuracyItem.from_parent(self, name="clean-accuracy")
@@ -59,95 +73,120 @@ class RobustcheckItem(pytest.Item):
 
     def __init__(self, *, check: Check | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.check = check
+        self._check = check
         # Same xdist worker for every item of a model: they share its loaded model and attack cache.
         self.add_marker(pytest.mark.xdist_group(self.path.stem))
-        self.payload: dict[str, Any] = {}
+        # xdist's loadgroup appends "@<group>" to the node id; records and commands use the plain one.
+        self.claim_nodeid = self.nodeid
+        self.model_info: ModelInfo | None = None
+        self.evaluation: Evaluation | None = None
+        self.duration_s = 0.0
 
     @property
     def rc(self) -> RobustcheckSession:
         return self.config.stash[SESSION_KEY]
 
+    @property
+    def check(self) -> Check:
+        if self._check is None:
+            raise TypeError(f"{self.nodeid}: this item has no configured check")
+        return self._check
+
     def runtest(self) -> None:
         run = self.rc.model_run(self.path)
-        self.payload = {"model": {"name": run.name, "file": self.rc.relpath(self.path)}, "attacks": [],
-                        "counterexamples": [], "findings": [], "baseline": [], "figures": {}}
         start = time.perf_counter()
         try:
-            self.payload["model"].update(self.rc.model_info(run))
-            self.evaluate(run)
-        except RobustcheckError as exc:
-            self.payload["model"]["error"] = str(exc)
-            raise
+            self.model_info = self.rc.model_info(run)
+            self.evaluation = self.evaluate(run)
         finally:
-            self.payload["duration_s"] = time.perf_counter() - start
-            for key, value in self.payload["figures"].items():
-                if isinstance(value, (int, float, str)):
-                    self.user_properties.append((key, value))
+            self.duration_s = time.perf_counter() - start
+        ev = self.evaluation
+        for key, value in vars(ev.figures).items():
+            if isinstance(value, (int, float, str)):
+                self.user_properties.append((key, value))
+        for text in ev.warnings:
+            warnings.warn(RobustcheckWarning(text), stacklevel=1)
+        if ev.failure is not None:
+            raise ev.failure
 
-    def evaluate(self, run: ModelRun) -> None:
+    def evaluate(self, run: ModelRun) -> Evaluation:
         raise NotImplementedError
 
-    def record(self, verdict: str, message: str) -> dict[str, Any]:
-        item = ItemRecord(nodeid=self.nodeid, model=self.path.stem, kind=self.kind, name=self.name,
-                          verdict=verdict, message=message, figures=self.payload.get("figures", {}),
-                          duration_s=float(self.payload.get("duration_s", 0.0)))
-        return {**self.payload, "item": asdict(item)}
+    def outcome(self, verdict: Verdict, exc: BaseException | None) -> ItemOutcome:
+        """This item's outcome for the run record (built once, after it ran)."""
+        message = outcome_message(exc)
+        info = self.model_info
+        if info is None:  # the model could not be loaded: this item says why
+            info = ModelInfo(name=self.path.stem, file=self.rc.relpath(self.path), error=message or None)
+        elif isinstance(exc, RobustcheckError):
+            info = replace(info, error=message)
+        ev = self.evaluation
+        item = ItemRecord(nodeid=self.claim_nodeid, model=self.path.stem, kind=self.kind, name=self.name,
+                          verdict=verdict, message=message, figures=None if ev is None else ev.figures,
+                          duration_s=self.duration_s)
+        if ev is None:
+            return ItemOutcome(item=item, model=info)
+        return ItemOutcome(item=item, model=info, attacks=ev.attacks, counterexamples=ev.counterexamples,
+                           findings=ev.findings, baseline=ev.baseline)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
-        if isinstance(excinfo.value, (RobustcheckError, RobustnessViolation, GateFailure)):
-            return str(excinfo.value)
-        return str(super().repr_failure(excinfo))
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        exc = excinfo.value
+        if isinstance(exc, (RobustcheckError, ClaimFailure)):
+            return str(exc)
+        config = self.config
+        if config.getoption("verbose") > 0 or config.getoption("tbstyle", "auto") == "long":
+            return str(super().repr_failure(excinfo, style=style))
+        return internal_error_line(exc)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, f"{self.path.name}::{self.name}"
 
     def reproduce(self) -> str:
-        return self.rc.reproduce_command(self.nodeid)
+        return self.rc.reproduce_command(self.claim_nodeid)
 
 
 class CleanAccuracyItem(RobustcheckItem):
     kind = "clean-accuracy"
 
-    def evaluate(self, run: ModelRun) -> None:
+    def evaluate(self, run: ModelRun) -> Evaluation:
         acc = run.clean_accuracy
         gate = run.config.min_clean_accuracy
-        self.payload["figures"] = {"clean_accuracy": acc, "min": gate, "dataset_size": len(run.data)}
-        self.payload["model"]["clean_accuracy"] = acc
-        if gate is not None and acc < gate:
-            raise GateFailure(f"{run.name}: clean accuracy {acc:.2%} on {len(run.data)} samples is below the gate {gate:.2%}")
+        figures = CleanAccuracyFigures(clean_accuracy=acc, dataset_size=len(run.data), min=gate)
+        failure = None
+        if gate is not None and not gate_met(acc, gate):
+            failure = GateFailure(f"{run.name}: clean accuracy {acc:.2%} on {len(run.data)} samples is below the "
+                                  f"gate {gate:.2%}")
+        return Evaluation(figures, failure=failure)
 
 
 class RobustAccuracyItem(RobustcheckItem):
     kind = "robust-accuracy"
 
-    def evaluate(self, run: ModelRun) -> None:
+    def evaluate(self, run: ModelRun) -> Evaluation:
         check = self.check
-        assert check is not None and check.min is not None
+        if check.min is None:
+            raise ConfigError(f"{check.id}: a robust-accuracy check needs 'min'")
         acc, result = run.robust_accuracy(check)
-        self.payload["attacks"].append(asdict(run.attack_record(check.attack, result)))
         found = run.counterexamples(check.attack, check.id, check.epsilon, result, self.reproduce())
-        self.payload["counterexamples"] = [asdict(c) for c in found]
         broken = int(result.within(check.epsilon).sum())
-        median = np.median(result.distances[result.norm][result.success]) if result.success.any() else None
-        self.payload["figures"] = {
-            "robust_accuracy": acc, "min": check.min, "epsilon": check.epsilon, "norm": check.norm,
-            "attack": check.attack, "samples": len(run.eval_set), "broken": broken,
-            "attack_success_rate": result.success_rate,
-            "median_distortion": None if median is None else float(median),
-        }
-        if acc < check.min:
+        median = float(np.median(result.distances[result.norm][result.success])) if result.success.any() else None
+        figures = RobustAccuracyFigures(
+            attack=check.attack, norm=check.norm, epsilon=check.epsilon, targeted=check.targeted,
+            robust_accuracy=acc, min=check.min, samples=len(run.eval_set), broken=broken,
+            attack_success_rate=result.success_rate, median_distortion=median)
+        failure = None
+        if not gate_met(acc, check.min, check.epsilon):
             lines = [f"{run.name}: robust accuracy {acc:.1%} under {check.attack} at {check.norm.upper()} "
                      f"epsilon {check.epsilon:g} is below the gate {check.min:.1%} "
                      f"({broken} of {len(run.eval_set)} samples broken)"]
             if found:
                 c = found[0]
-                lines.append(f"  smallest counterexample: sample {c.sample_index} (dataset row {c.dataset_index}), "
-                             f"label {c.true_label} ({c.confidence_true:.1%}) -> {c.adv_label} ({c.confidence_adv:.1%}), "
-                             f"L2 {c.distances['l2']:.4g}, Linf {c.distances['linf']:.4g}, L0 {c.distances['l0']:.0f}")
-                lines.append(f"  saved: {self.rc.relpath(Path(c.npz))}  {self.rc.relpath(Path(c.png))}")
+                lines.append(f"  smallest counterexample: {c.describe()}")
+                lines.append(f"  saved: {self.rc.relpath(Path(str(c.npz)))}  {self.rc.relpath(Path(str(c.png)))}")
             lines.append(f"  reproduce: {self.reproduce()}")
-            raise GateFailure("\n".join(lines))
+            failure = GateFailure("\n".join(lines))
+        return Evaluation(figures, attacks=[run.attack_record(check.attack, result)], counterexamples=found,
+                          failure=failure)
 
 
 class _Found(Exception):
@@ -160,9 +199,10 @@ class PropertyItem(RobustcheckItem):
 
     kind = "robust"
 
-    def evaluate(self, run: ModelRun) -> None:
+    def evaluate(self, run: ModelRun) -> Evaluation:
         check = self.check
-        assert check is not None
+        if not math.isfinite(check.epsilon) or check.epsilon <= 0:
+            raise ConfigError(f"{check.id}: epsilon must be a positive finite number, got {check.epsilon!r}")
         pool = run.pool
         if len(pool) == 0:
             raise GateFailure(f"{run.name}: no correctly classified sample to test {check.id} on")
@@ -170,11 +210,10 @@ class PropertyItem(RobustcheckItem):
         randomized = run.make_attack(check.attack, check).stochastic
         rc = self.rc
         db = DirectoryBasedExampleDatabase(str(rc.store.hypothesis_dir()))
-
-        calls = {"examples": 0, "first_failure_at": None}
+        calls: dict[str, int | None] = {"examples": 0, "first_failure_at": None}
 
         def prop(index: int, offset: int, attack_seed: int) -> None:
-            calls["examples"] += 1
+            calls["examples"] = (calls["examples"] or 0) + 1
             target = None if offset == 0 else int((pool.y[index] + offset) % classes)
             result = run.attack_one(check.attack, check, index, target, attack_seed)
             if result.within(check.epsilon)[0]:
@@ -185,63 +224,67 @@ class PropertyItem(RobustcheckItem):
         strategy_offset = st.integers(1, classes - 1) if check.targeted else st.just(0)
         strategy_seed = st.integers(0, 2**16) if randomized else st.just(0)
         test = given(index=st.integers(0, len(pool) - 1), offset=strategy_offset, attack_seed=strategy_seed)(prop)
-        stored = rc.store.load(run.name, check.id)
+        stored = rc.store.load(run.name, check.id, dataset_size=len(run.data), classes=classes)
         positions = {int(d): i for i, d in enumerate(pool.index)}
         replayed = 0
-        for entry in reversed(stored):
+        for entry in reversed(stored.entries):
             if entry.dataset_index in positions and (entry.target_offset == 0) != check.targeted:
                 test = example(index=positions[entry.dataset_index], offset=entry.target_offset,
                                attack_seed=entry.seed)(test)
                 replayed += 1
         # Hypothesis's pytest plugin only knows test functions: give each model × property its
         # own database key and seed, so replays and shrinking never mix between items.
-        test.hypothesis.inner_test._hypothesis_internal_add_digest = f"robustcheck:{run.name}:{check.id}".encode()
+        inner = test.hypothesis.inner_test  # type: ignore[attr-defined]
+        inner._hypothesis_internal_add_digest = f"robustcheck:{run.name}:{check.id}".encode()
         test = seed(stable_seed(rc.seed, run.name, check.id))(test)
         test = settings(
             max_examples=max(1, rc.profile.examples), database=db, deadline=None, derandomize=False,
             suppress_health_check=list(HealthCheck), report_multiple_bugs=False, print_blob=False,
             phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         )(test)
-        self.payload["figures"] = {"epsilon": check.epsilon, "norm": check.norm, "attack": check.attack,
-                                   "pool": len(pool), "replayed": replayed, "examples": rc.profile.examples}
+        failed: _Found | None = None
         try:
             test()
         except _Found as found:
-            self.payload["figures"].update(calls)
-            self._fail(run, check, found)
-        self.payload["figures"].update(calls)
-        self.payload["figures"]["verdict_detail"] = "no counterexample found"
-        if not check.targeted:
-            pooled = run.attack_pool(check.attack, check)
-            self.payload["attacks"].append(asdict(run.attack_record(check.attack, pooled)))
+            failed = found
+        searched = RobustPropertyFigures(
+            attack=check.attack, norm=check.norm, epsilon=check.epsilon, targeted=check.targeted, pool=len(pool),
+            max_examples=rc.profile.examples, examples=int(calls["examples"] or 0), replayed=replayed,
+            first_failure_at=calls["first_failure_at"], store_warnings=stored.skipped)
+        if failed is not None:
+            return self._fail(run, check, failed, searched)
+        attacks = [] if check.targeted else [run.attack_record(check.attack, run.attack_pool(check.attack, check))]
+        return Evaluation(searched, attacks=attacks, warnings=stored.skipped)
 
-    def _fail(self, run: ModelRun, check: Check, found: _Found) -> None:
+    def _fail(self, run: ModelRun, check: Check, found: _Found, searched: RobustPropertyFigures) -> Evaluation:
+        """The counterexample Hypothesis found (shrunk), saved and stored, and the smallest of the pool."""
         result = run.attack_one(check.attack, check, found.index, found.target, found.attack_seed)
-        detail = violation_detail(run.model, result, 0, property=check.id, epsilon=check.epsilon,
-                                  sample_index=found.index)
-        counterexample = run.save_counterexample(result, 0, check.attack, detail, self.reproduce())
+        described = run.describe_sample(result, 0, check.attack, check.id, check.epsilon, sample_index=found.index)
+        saved = run.save_counterexample(result, 0, described, self.reproduce())
         stored = self.rc.store.save(run.name, check.id, StoredExample(
-            int(run.pool.index[found.index]), found.offset, found.attack_seed, run.model.sha256))
+            int(run.pool.index[found.index]), found.offset, found.attack_seed, run.model.sha256),
+            dataset_size=len(run.data), classes=run.model.num_classes)
         smallest, count = None, 1
+        attacks: list[AttackRecord] = []
+        counterexamples = [saved]
         if not check.targeted:
             pooled = run.attack_pool(check.attack, check)
-            self.payload["attacks"].append(asdict(run.attack_record(check.attack, pooled)))
+            attacks.append(run.attack_record(check.attack, pooled))
             hits = np.flatnonzero(pooled.within(check.epsilon))
             count = max(1, len(hits))
             if len(hits):
                 best = int(hits[np.argmin(pooled.distances[pooled.norm][hits])])
-                smallest = violation_detail(run.model, pooled, best, property=check.id, epsilon=check.epsilon)
+                smallest = run.describe_sample(pooled, best, check.attack, check.id, check.epsilon)
                 if best != found.index:
-                    extra = run.save_counterexample(pooled, best, check.attack, smallest, self.reproduce())
-                    self.payload["counterexamples"].append(asdict(extra))
-        self.payload["counterexamples"].insert(0, asdict(counterexample))
-        self.payload["figures"].update({"sample": found.index, "dataset_index": int(run.pool.index[found.index]),
-                                        "true_label": detail.true_label, "adv_label": detail.adv_label,
-                                        **{f"distance_{k}": v for k, v in detail.distances.items()},
-                                        "counterexamples_found": count})
-        saved = (counterexample.npz or "", counterexample.png or "", f"store {stored}")
-        detail = type(detail)(**{**asdict(detail), "saved": saved, "reproduce": self.reproduce()})
-        raise RobustnessViolation(detail, smallest, count) from None
+                    counterexamples.append(run.save_counterexample(pooled, best, smallest, self.reproduce()))
+        figures = replace(searched, sample=found.index, dataset_index=saved.dataset_index,
+                          true_label=saved.true_label, adv_label=saved.adv_label, distances=dict(saved.distances),
+                          counterexamples_found=count)
+        files = (self.rc.relpath(Path(str(saved.npz))), self.rc.relpath(Path(str(saved.png))),
+                 f"store {self.rc.relpath(stored)}")
+        failure = RobustnessViolation(saved, smallest, count, saved=files)
+        return Evaluation(figures, attacks=attacks, counterexamples=counterexamples, failure=failure,
+                          warnings=list(searched.store_warnings))
 
 
 class MaskingItem(RobustcheckItem):
@@ -249,34 +292,32 @@ class MaskingItem(RobustcheckItem):
 
     kind = "gradient-masking"
 
-    def evaluate(self, run: ModelRun) -> None:
+    def evaluate(self, run: ModelRun) -> Evaluation:
         findings = self.rc.findings(run)
-        self.payload["findings"] = [asdict(f.to_record()) for f in findings]
         errors = [f for f in findings if f.severity == "error"]
-        self.payload["figures"] = {"errors": len(errors), "warnings": sum(f.severity == "warning" for f in findings),
-                                   "findings": ",".join(f.id for f in findings), "policy": run.config.masking}
+        figures = GradientMaskingFigures(errors=len(errors), warnings=sum(f.severity == "warning" for f in findings),
+                                         findings=[f.id for f in findings], policy=run.config.masking)
         if not errors:
-            return
+            return Evaluation(figures, findings=findings)
         # The evidence a reviewer wants to see: what the strongest attack found where the weak ones did not.
+        found: list[Counterexample] = []
         for label, result in run.minimal_norm_results():
-            self.payload["counterexamples"] += [asdict(c) for c in run.counterexamples(
-                label, self.name, None, result, self.reproduce(), limit=MASKING_COUNTEREXAMPLES)]
+            found += run.counterexamples(label, self.name, None, result, self.reproduce(),
+                                         limit=MASKING_COUNTEREXAMPLES)
         lines = [f"{run.name}: {len(errors)} gradient-masking finding(s); gradient-based verdicts on this model "
                  "cannot be trusted"]
         for f in errors:
             lines.append(f"  [{f.id}] {f.title}")
             lines.append(f"    remedy: {f.remedy}")
-        found = self.payload["counterexamples"]
         if found:
-            c = min(found, key=lambda c: c["distances"][c["norm"]])
+            c = min(found, key=lambda c: c.distance)
             lines.append(f"  {len(found)} verified counterexample(s) from the strong attacks; the smallest: "
-                         f"{c['attack']} sample {c['sample_index']} (dataset row {c['dataset_index']}) "
-                         f"{c['true_label']} -> {c['adv_label']} ({c['confidence_adv']:.0%}) at "
-                         f"{c['norm'].upper()} {c['distances'][c['norm']]:.3g}")
-            lines.append(f"    saved: {self.rc.relpath(Path(c['png']))}")
+                         f"{c.describe()}")
+            lines.append(f"    saved: {self.rc.relpath(Path(str(c.png)))}")
+        text = "\n".join(lines)
         if run.config.masking == "fail":
-            raise GateFailure("\n".join(lines))
-        warnings.warn("\n".join(lines), stacklevel=1)
+            return Evaluation(figures, counterexamples=found, findings=findings, failure=GateFailure(text))
+        return Evaluation(figures, counterexamples=found, findings=findings, warnings=[text])
 
 
 class BaselineItem(RobustcheckItem):
@@ -284,28 +325,29 @@ class BaselineItem(RobustcheckItem):
 
     kind = "baseline"
 
-    def evaluate(self, run: ModelRun) -> None:
+    def evaluate(self, run: ModelRun) -> Evaluation:
         base = self.rc.baseline.model(run.name) if self.rc.baseline else None
         if base is None:
-            self.payload["figures"] = {"baseline": "model not in baseline"}
-            return
+            return Evaluation(BaselineFigures(in_baseline=False))
         deltas: list[BaselineDelta] = []
         tolerance = run.config.baseline_tolerance
-        old_items = {i.name: i for i in base.items}
+        old_figures = {i.name: i.figures for i in base.items}
         for check in run.config.checks:
-            if check.type != "robust-accuracy" or check.id not in old_items:
+            old = old_figures.get(check.id)
+            if check.type != "robust-accuracy" or not isinstance(old, RobustAccuracyFigures):
                 continue
-            before = old_items[check.id].figures.get("robust_accuracy")
+            before = old.robust_accuracy if math.isfinite(old.robust_accuracy) else None
             now, _ = run.robust_accuracy(check)
-            regressed = before is not None and now < before - tolerance
+            regressed = before is not None and not gate_met(now, before - tolerance)
             deltas.append(BaselineDelta(run.name, check.id, before, now, tolerance, regressed))
         old_errors = {f.id for f in base.findings if f.severity == "error"}
         new_errors = sorted({f.id for f in self.rc.findings(run) if f.severity == "error"} - old_errors)
-        deltas.append(BaselineDelta(run.name, "masking-findings", float(len(old_errors)), float(len(old_errors) + len(new_errors)),
-                                    None, bool(new_errors), note=", ".join(new_errors)))
-        self.payload["baseline"] = [asdict(d) for d in deltas]
-        self.payload["figures"] = {"regressions": sum(d.regressed for d in deltas)}
+        deltas.append(BaselineDelta(run.name, "masking-findings", float(len(old_errors)),
+                                    float(len(old_errors) + len(new_errors)), None, bool(new_errors),
+                                    note=", ".join(new_errors)))
+        figures = BaselineFigures(in_baseline=True, regressions=sum(d.regressed for d in deltas))
         bad = [d for d in deltas if d.regressed]
+        failure = None
         if bad:
             lines = [f"{run.name}: regressed against the baseline {self.rc.baseline_path}"]
             for d in bad:
@@ -314,7 +356,8 @@ class BaselineItem(RobustcheckItem):
                 else:
                     lines.append(f"  {d.metric}: robust accuracy {d.baseline:.1%} -> {d.current:.1%} "
                                  f"(tolerance {d.tolerance:.1%})")
-            raise GateFailure("\n".join(lines))
+            failure = GateFailure("\n".join(lines))
+        return Evaluation(figures, baseline=deltas, failure=failure)
 
 
 SESSION_KEY: pytest.StashKey[RobustcheckSession] = pytest.StashKey()

@@ -1,4 +1,5 @@
-"""One home for the numbers every layer shares: margins, the DLR loss, distances, robust accuracy.
+"""One home for the numbers every layer shares: margins, the DLR loss, probabilities, distances,
+robust accuracy.
 
 Sign convention (used everywhere in robustcheck): the **margin** is how far a sample is from
 being adversarial, in logits,
@@ -12,16 +13,18 @@ samples, never the margin. Attacks that maximise a loss use −margin (or DLR, i
 
 Torch-first: margin and DLR take and return tensors (numpy callers wrap with torch.from_numpy).
 `distances` and `robust_accuracy` work on numpy arrays (they feed the plain-data results and
-records) and accept tensors. Import-light apart from torch and numpy.
+records) and accept tensors. Import-light: numpy at import, torch only inside the functions on
+tensors, so the report renderers can use `channel_axis` without loading torch.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    import torch
 
 NORMS = ("l0", "l1", "l2", "linf")
 
@@ -42,12 +45,16 @@ def channel_axis(layout: str | None) -> int | None:
 
 def split_logits(logits: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(value of `classes`, best value among the other classes) per sample."""
+    import torch.nn.functional as F
+
     mask = F.one_hot(classes, logits.shape[1]).bool()
     return logits[mask], logits.masked_fill(mask, float("-inf")).amax(dim=1)
 
 
 def runner_up(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """Per sample, the index of the best class other than `classes` (first one on ties)."""
+    import torch.nn.functional as F
+
     mask = F.one_hot(classes, logits.shape[1]).bool()
     return logits.masked_fill(mask, float("-inf")).argmax(dim=1)
 
@@ -80,6 +87,14 @@ def dlr(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None
     else:
         scale = ordered[:, 0] - ordered[:, -1]
     return gap / scale.clamp_min(1e-12)
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax probabilities per row in float64, computed stably (the confidences reports show)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=1, keepdims=True)
 
 
 def distances(x: np.ndarray | torch.Tensor, x_adv: np.ndarray | torch.Tensor) -> dict[str, np.ndarray]:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -21,12 +21,14 @@ import torch
 
 from robustcheck.errors import ModelError, ReplicaUnavailable, first_line
 from robustcheck.graph_surgery import OutputKind, choose_output, prune_to
+from robustcheck.metrics import channel_axis
 from robustcheck.onnx_file import read_model, sha256
 from robustcheck.oracle_session import InferenceSession, make_session
 from robustcheck.parity import ParityReport, attach_replica, pad_fixed, parity_batch
+from robustcheck.record import InputInfo, ModelSpec, OutputInfo, ParityInfo
 
 __all__ = ["DEFAULT_INPUT_RANGE", "DEFAULT_MAX_BYTES", "InputSpec", "Layout", "Model", "OutputKind", "OutputSpec",
-           "ParityReport", "describe", "load_model"]
+           "ParityReport", "load_model"]
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 DEFAULT_INPUT_RANGE = (0.0, 1.0)
@@ -144,6 +146,23 @@ class Model:
         labels = logits.argmax(axis=1).astype(np.int64)
         labels[~np.isfinite(logits).all(axis=1)] = -1
         return labels
+
+    def spec(self) -> ModelSpec:
+        """The record's typed view of this model: input, output, replica, parity, warnings."""
+        spec, out, parity = self.input_spec, self.output_spec, self.parity
+        return ModelSpec(
+            input=InputInfo(name=spec.name, shape=["N" if d is None else d for d in spec.shape], dtype=spec.dtype,
+                            layout=spec.layout, range=[float(v) for v in spec.input_range],
+                            fixed_batch=spec.fixed_batch),
+            output=OutputInfo(name=out.name, kind=out.kind, classes=self.num_classes, cut_node=out.cut_node),
+            replica=None if self.replica is None else "torch", replica_reason=self.replica_reason,
+            nondifferentiable_ops=list(self.nondifferentiable_ops),
+            parity=None if parity is None else ParityInfo(
+                samples=int(parity.samples), source=str(parity.source), max_abs_diff=float(parity.max_abs_diff),
+                max_rel_diff=float(parity.max_rel_diff), argmax_agreement=float(parity.argmax_agreement),
+                passed=bool(parity.passed)),
+            warnings=list(self.warnings),
+        )
 
     def in_box(self, x: np.ndarray, tol: float = 0.0) -> np.ndarray:
         """Per-sample: every value finite and inside the input range."""
@@ -298,7 +317,7 @@ def _input_spec(value: onnx.ValueInfoProto, box: tuple[float, float], layout: La
                               for d in ttype.shape.dim]
     if not dims:
         raise ModelError(f"{label}: input {value.name!r} has no shape; a batch dimension is required")
-    if layout is not None and layout not in ("NCHW", "NHWC"):
+    if layout is not None and channel_axis(layout) is None:
         raise ModelError(f"{label}: layout {layout!r} is not one of 'NCHW', 'NHWC' or None")
     if layout is not None and len(dims) != 4:
         raise ModelError(f"{label}: layout {layout} needs a rank-4 input; {value.name!r} has rank {len(dims)}")
@@ -322,22 +341,3 @@ def _check_range(input_range: tuple[float, float] | None, label: str) -> tuple[f
 def _looks_like_probabilities(out: np.ndarray) -> bool:
     rows = out.reshape(len(out), -1).astype(np.float64)
     return bool(len(rows)) and rows.min() >= 0.0 and rows.max() <= 1.0 and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3)
-
-
-def describe(model: Model) -> dict[str, Any]:
-    """Plain data about the model for records and reports."""
-    spec = model.input_spec
-    return {
-        "file": str(model.path),
-        "name": model.name,
-        "sha256": model.sha256,
-        "input": {"name": spec.name, "shape": ["N" if d is None else d for d in spec.shape], "dtype": spec.dtype,
-                  "layout": spec.layout, "range": list(spec.input_range), "fixed_batch": spec.fixed_batch},
-        "output": {"name": model.output_spec.name, "kind": model.output_spec.kind,
-                   "classes": model.num_classes, "cut_node": model.output_spec.cut_node},
-        "replica": None if model.replica is None else "torch",
-        "replica_reason": model.replica_reason,
-        "nondifferentiable_ops": list(model.nondifferentiable_ops),
-        "parity": None if model.parity is None else model.parity.__dict__,
-        "warnings": list(model.warnings),
-    }

@@ -8,21 +8,25 @@ determines it, so items of the same model share work and a replay is determinist
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from robustcheck import metrics
 from robustcheck.attacks import Attack, AttackResult, attack_spec
+from robustcheck.attacks.base import BOX_TOLERANCE
 from robustcheck.config import Check, ModelConfig
 from robustcheck.data import Dataset, load_dataset
 from robustcheck.errors import DataError
-from robustcheck.model import Model, describe, load_model
+from robustcheck.model import Model, load_model
+from robustcheck.paths import safe_name, write_atomic
 from robustcheck.profiles import Profile
-from robustcheck.properties import ViolationDetail, confidences, violation_detail
+from robustcheck.properties import counterexample
 from robustcheck.record import AttackRecord, Counterexample, CurvePoint, Distortion
 
 CURVE_POINTS = 25
@@ -43,7 +47,6 @@ class ModelRun:
     seed: int
     report_dir: Path
     _cache: dict[tuple[Any, ...], AttackResult] = field(default_factory=dict, repr=False)
-    _findings: list[Any] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -61,10 +64,10 @@ class ModelRun:
     def model(self) -> Model:
         data = self.data
         where = self.config.dataset.path if self.config.dataset else "dataset"
-        model = load_model(self.path, input_range=self.config.input_range, layout=self.config.layout,  # type: ignore[arg-type]
+        model = load_model(self.path, input_range=self.config.input_range, layout=self.config.layout,
                            output=self.config.output, parity_inputs=data.x[:16])
         lo, hi = model.input_range
-        if data.x.min() < lo - 1e-6 or data.x.max() > hi + 1e-6:
+        if data.x.min() < lo - BOX_TOLERANCE or data.x.max() > hi + BOX_TOLERANCE:
             raise DataError(f"{where}: values span [{data.x.min():g}, {data.x.max():g}], outside "
                             f"{self.path.name}'s input range [{lo:g}, {hi:g}]")
         if data.y.max() >= model.num_classes or data.y.min() < 0:
@@ -118,7 +121,8 @@ class ModelRun:
         key = (label, json.dumps(params, sort_keys=True, default=str), "pool")
         if key not in self._cache:
             attack = self.make_attack(label, check)
-            self._cache[key] = attack.run(self.model, self.pool.x, self.pool.y, seed=stable_seed(self.seed, self.name, label))
+            self._cache[key] = attack.run(self.model, self.pool.x, self.pool.y,
+                                          seed=stable_seed(self.seed, self.name, label))
         return self._cache[key]
 
     def attack_one(self, label: str, check: Check, index: int, target: int | None, seed: int) -> AttackResult:
@@ -136,17 +140,24 @@ class ModelRun:
         return self._cache[key]
 
     def robust_accuracy(self, check: Check) -> tuple[float, AttackResult]:
-        """Robust accuracy on the eval set: correct and no verified adversarial example within ε."""
+        """`metrics.robust_accuracy` on the eval set: correct and no verified adversarial example within ε."""
         result = self.attack_pool(check.attack, check)
-        broken = int(result.within(check.epsilon).sum())
-        return (int(self.eval_correct.sum()) - broken) / max(1, len(self.eval_set)), result
+        return self._robust_accuracy(result, check.epsilon), result
+
+    def _robust_accuracy(self, result: AttackResult, epsilon: float | None) -> float:
+        """Over every eval row (misclassified ones count as not robust); `result` is a pool run
+        (the correct rows, in order); ε None: before any attack."""
+        broken = np.zeros(len(self.eval_set), dtype=bool)
+        if epsilon is not None:
+            broken[self.eval_correct] = result.within(epsilon)
+        return metrics.robust_accuracy(self.eval_correct, broken)
 
     def all_results(self) -> list[AttackResult]:
         return [r for k, r in self._cache.items() if k[-1] == "pool"]
 
     def minimal_norm_results(self) -> list[tuple[str, AttackResult]]:
-        """(label, untargeted pool run) of every minimal-norm attack run so far (C&W, EAD)."""
-        return [(k[0], r) for k, r in self._cache.items() if k[-1] == "pool" and r.epsilon is None]
+        """(label, untargeted pool run) of every minimal-norm attack run so far (C&W, EAD, …)."""
+        return [(k[0], r) for k, r in self._cache.items() if k[-1] == "pool" and r.minimal_norm]
 
     # -- records --------------------------------------------------------------------------
     def attack_record(self, label: str, result: AttackResult) -> AttackRecord:
@@ -164,55 +175,61 @@ class ModelRun:
         )
 
     def curve(self, result: AttackResult) -> list[CurvePoint]:
-        """Robust accuracy on the eval set against ε, from the per-sample minimal distortions."""
+        """Robust accuracy on the eval set against ε: for a minimal-norm pool run, from its
+        per-sample minimal distortions; for a bounded one, before the attack and at its ε."""
         finite = result.distances[result.norm][result.success]
-        if result.epsilon is not None or not len(finite):
-            eps = result.epsilon or 0.0
-            acc = (int(self.eval_correct.sum()) - int(result.success.sum())) / max(1, len(self.eval_set))
-            base = float(self.eval_correct.mean())
-            return [CurvePoint(0.0, base)] + ([CurvePoint(float(eps), acc)] if eps else [])
+        if not result.minimal_norm or not len(finite):
+            start = CurvePoint(0.0, self._robust_accuracy(result, None))
+            eps = result.epsilon
+            return [start] + ([CurvePoint(float(eps), self._robust_accuracy(result, eps))] if eps else [])
         grid = np.linspace(0.0, float(finite.max()) * 1.05, CURVE_POINTS)
-        n = max(1, len(self.eval_set))
-        correct = int(self.eval_correct.sum())
-        return [CurvePoint(float(e), (correct - int((finite <= e).sum())) / n) for e in grid]
+        return [CurvePoint(float(e), self._robust_accuracy(result, float(e))) for e in grid]
 
-    def save_counterexample(self, result: AttackResult, i: int, attack: str, detail: ViolationDetail,
+    @property
+    def counterexample_dir(self) -> Path:
+        return self.report_dir / "counterexamples" / safe_name(self.name)
+
+    def clear_counterexamples(self) -> None:
+        """Remove the files an earlier run saved for this model: the folder then holds this run's only."""
+        folder = self.counterexample_dir
+        if folder.is_dir():
+            for old in folder.iterdir():
+                if old.is_file() and old.suffix in (".npz", ".png"):
+                    old.unlink()
+
+    def describe_sample(self, result: AttackResult, i: int, label: str, prop: str, epsilon: float | None,
+                        sample_index: int | None = None) -> Counterexample:
+        """Row `i` of `result` as a Counterexample; `sample_index` is its pool row (default `i`)."""
+        pool_row = i if sample_index is None else sample_index
+        return counterexample(self.model, result, i, property=prop, attack=label, epsilon=epsilon,
+                              sample_index=pool_row, dataset_index=int(self.pool.index[pool_row]))
+
+    def save_counterexample(self, result: AttackResult, i: int, found: Counterexample,
                             reproduce: str) -> Counterexample:
-        """Write sample `i` of `result` as .npz and .png under the report directory."""
-        folder = self.report_dir / "counterexamples" / self.name
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = f"{_safe(detail.property)}-sample{detail.sample_index}"
+        """Write row `i` of `result` as .npz and .png (atomically) and return `found` with their paths."""
+        folder = self.counterexample_dir
+        stem = f"{safe_name(found.property)}-sample{found.sample_index}"
         npz = folder / f"{stem}.npz"
         spec = self.model.input_spec
-        np.savez_compressed(npz, x=result.x[i], x_adv=result.x_adv[i], y=result.y[i], adv_label=result.adv_labels[i],
-                            layout=str(spec.layout), input_range=np.array(spec.input_range))
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, x=result.x[i], x_adv=result.x_adv[i], y=result.y[i],
+                            adv_label=result.adv_labels[i], layout=str(spec.layout),
+                            input_range=np.array(spec.input_range))
+        write_atomic(npz, buffer.getvalue())
         png = folder / f"{stem}.png"
         from robustcheck.report.images import write_counterexample_png
 
         write_counterexample_png(png, result.x[i], result.x_adv[i], spec.layout, spec.input_range)
-        return Counterexample(
-            model=self.name, property=detail.property, attack=attack, norm=result.norm,
-            sample_index=detail.sample_index, dataset_index=int(self.pool.index[detail.sample_index]),
-            true_label=detail.true_label, adv_label=detail.adv_label, target=detail.target,
-            confidence_true=detail.confidence_true, confidence_adv=detail.confidence_adv, distances=detail.distances,
-            epsilon=detail.epsilon, npz=str(npz), png=str(png), reproduce=reproduce,
-        )
+        return replace(found, npz=str(npz), png=str(png), reproduce=reproduce)
 
     def counterexamples(self, attack: str, prop: str, epsilon: float | None, result: AttackResult, reproduce: str,
                         limit: int = MAX_COUNTEREXAMPLES_SAVED) -> list[Counterexample]:
         """The smallest-distortion verified adversarial examples of a pool run (within ε when given), saved."""
         hits = np.flatnonzero(result.success if epsilon is None else result.within(epsilon))
         order = hits[np.argsort(result.distances[result.norm][hits], kind="stable")][:limit]
-        return [self.save_counterexample(result, int(i), attack,
-                                         violation_detail(self.model, result, int(i), property=prop, epsilon=epsilon),
+        return [self.save_counterexample(result, int(i), self.describe_sample(result, int(i), attack, prop, epsilon),
                                          reproduce)
                 for i in order]
-
-    def spec(self) -> dict[str, Any]:
-        return describe(self.model)
-
-    def adversarial_confidence(self, x_adv: np.ndarray) -> np.ndarray:
-        return confidences(self.model, x_adv)
 
 
 def _stat(values: np.ndarray, fn: Any) -> float | None:
@@ -224,7 +241,3 @@ def _plain(params: dict[str, Any]) -> dict[str, Any]:
     for k, v in params.items():
         out[k] = v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
     return out
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_.@" else "_" for c in text)

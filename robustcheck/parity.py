@@ -50,7 +50,7 @@ def parity_batch(spec: InputSpec, data: np.ndarray | None, label: str) -> np.nda
         raise ModelError(f"{label}: input {spec.name!r} has symbolic non-batch dimensions; give dataset samples")
     lo, hi = spec.input_range
     rng = np.random.default_rng(0)
-    shape = (PARITY_SAMPLES,) + tuple(int(d) for d in spec.sample_shape)  # type: ignore[arg-type]
+    shape = (PARITY_SAMPLES,) + tuple(int(d) for d in spec.sample_shape if d is not None)  # none is, see above
     return rng.uniform(lo, hi, size=shape).astype(spec.dtype)
 
 

@@ -49,6 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
         threads = max(1, (os.cpu_count() or 1) // int(workerinput.get("workercount", 1)))
         torch.set_num_threads(threads)
+        # Workers re-parse the command line, so they do not see the controller's switch to
+        # loadgroup below; without this they would not tag items with their group.
+        if workerinput.get("robustcheck_loadgroup"):
+            config.option.loadgroup = True
     if getattr(config.option, "dist", "no") == "load":
         # Items of one model share a loaded model and its attack results: keep them together.
         config.option.dist = "loadgroup"

@@ -1,13 +1,30 @@
-"""Budgets: how many samples, Hypothesis examples and attack iterations a run spends.
+"""Budgets: how many samples, Hypothesis examples, attack iterations and diagnostics a run spends.
 
-`--robustcheck-profile` picks one. The README gives each profile's measured time and strength.
-Import-light.
+The one home of budgets. `--robustcheck-profile` picks one. The README gives each profile's
+measured time and strength. A profile's `attacks` table is keyed by an attack's family name,
+its `name` trait ("cw-l2", "cw-linf", "cw-l0", "ead", "pgd", …), not by a config label: the
+budget of "ead" applies to both labels "ead-en" and "ead-l1", that of "pgd" to "pgd-linf" and
+"pgd-l2". Every key is a registered attack's name and every value one of its declared
+hyper-parameters (tests/test_attack_registry.py checks both). Import-light.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class DiagnosticsBudget:
+    """What `robustcheck.diagnose` spends on one model."""
+
+    #: Correctly classified samples the checks use.
+    samples: int
+    #: PGD steps of the bounded probes (weak/strong, one-step, ε sweep; the convergence probe doubles it).
+    steps: int
+    #: Random-noise draws per sample and Square Attack queries of the gradient-free probes.
+    noise_draws: int
+    queries: int
 
 
 @dataclass(frozen=True)
@@ -18,15 +35,16 @@ class Profile:
     max_samples: int
     #: Hypothesis examples per strict property (cached attack results make most of them cheap).
     examples: int
-    #: Attack hyper-parameters per attack class name (config `attacks` tables override these).
+    #: The gradient-masking diagnostics' budget.
+    diagnostics: DiagnosticsBudget
+    #: Attack hyper-parameters per attack family name, the `name` trait (config `attacks` tables override these).
     attacks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: Budget name passed to robustcheck.diagnostics.diagnose.
-    diagnose: str = "default"
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        "smoke", samples=16, max_samples=16, examples=20, diagnose="smoke",
+        "smoke", samples=16, max_samples=16, examples=20,
+        diagnostics=DiagnosticsBudget(samples=16, steps=20, noise_draws=10, queries=300),
         attacks={
             "cw-l2": {"binary_search_steps": 4, "max_iterations": 200},
             "cw-linf": {"max_iterations": 300, "learning_rate": 1e-2},
@@ -36,7 +54,8 @@ PROFILES: dict[str, Profile] = {
         },
     ),
     "ci": Profile(
-        "ci", samples=64, max_samples=200, examples=100, diagnose="default",
+        "ci", samples=64, max_samples=200, examples=100,
+        diagnostics=DiagnosticsBudget(samples=50, steps=40, noise_draws=20, queries=1000),
         attacks={
             "cw-l2": {"binary_search_steps": 6, "max_iterations": 500},
             "cw-linf": {"max_iterations": 500, "learning_rate": 1e-2},
@@ -46,7 +65,8 @@ PROFILES: dict[str, Profile] = {
         },
     ),
     "thorough": Profile(
-        "thorough", samples=100, max_samples=2000, examples=200, diagnose="thorough",
+        "thorough", samples=100, max_samples=2000, examples=200,
+        diagnostics=DiagnosticsBudget(samples=200, steps=100, noise_draws=100, queries=5000),
         attacks={
             "cw-l2": {"binary_search_steps": 9, "max_iterations": 1000},
             "cw-linf": {"learning_rate": 1e-2},

@@ -1,12 +1,14 @@
 """The run's state: options, configs, model runs, and the record built from item reports.
 
 One `RobustcheckSession` is registered as a pytest plugin when `--robustcheck` is given.
-Items leave a plain-data payload on their test report; xdist ships reports to the
-controller, which alone merges payloads into the `RunRecord` and writes the reports.
+Each item's `ItemOutcome` travels on its test report as `outcome.to_dict()` (xdist ships
+reports to the controller); the controller alone rebuilds the outcomes, assembles the
+`RunRecord` from them and writes the reports.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shlex
@@ -14,7 +16,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -23,10 +25,21 @@ from robustcheck.config import CONFIG_NAME, ModelConfig, SuiteConfig, find_confi
 from robustcheck.errors import ConfigError
 from robustcheck.profiles import PROFILES, Profile
 from robustcheck.record import (
-    AttackRecord, BaselineDelta, Counterexample, FindingRecord, ItemRecord, ModelRecord, RunInfo, RunRecord, _build,
+    Finding,
+    ItemOutcome,
+    ModelInfo,
+    ModelRecord,
+    RunInfo,
+    RunRecord,
+    classify_outcome,
     load_record,
+    severity_rank,
 )
 from robustcheck.store import CounterexampleStore
+from robustcheck.typed_data import PlainDataError
+
+if TYPE_CHECKING:
+    from robustcheck.model_run import ModelRun
 
 
 class RobustcheckSession:
@@ -45,14 +58,15 @@ class RobustcheckSession:
                 self.baseline = load_record(self.baseline_path)
             except FileNotFoundError:
                 raise pytest.UsageError(f"{self.baseline_path}: baseline record not found") from None
-            except (ValueError, TypeError, KeyError) as exc:
+            except (PlainDataError, ValueError, UnicodeDecodeError) as exc:
                 raise pytest.UsageError(f"{self.baseline_path}: not a robustcheck record ({exc})") from None
         self.is_worker = hasattr(config, "workerinput")
         self._suites: dict[tuple[Path, ...], SuiteConfig] = {}
-        self._runs: dict[Path, Any] = {}
-        self._findings: dict[Path, list[Any]] = {}
-        self.models: dict[str, ModelRecord] = {}
-        self.deltas: list[BaselineDelta] = []
+        self._runs: dict[Path, ModelRun] = {}
+        self._findings: dict[Path, list[Finding]] = {}
+        self.outcomes: list[ItemOutcome] = []
+        #: robustcheck items collected for the run (None until known); fewer outcomes = incomplete run.
+        self.items_collected: int | None = None
         self.started = datetime.now(timezone.utc)
         self._t0 = time.perf_counter()
         self.record_path = self.report_dir / "robustcheck.json"
@@ -91,26 +105,28 @@ class RobustcheckSession:
         return self.suite_for(model_path).for_model(model_path.stem)
 
     # -- per-model state ------------------------------------------------------------------
-    def model_run(self, path: Path) -> Any:
+    def model_run(self, path: Path) -> ModelRun:
         if path not in self._runs:
             from robustcheck.model_run import ModelRun
 
-            self._runs[path] = ModelRun(path, self.model_config(path), self.profile, self.seed, self.report_dir)
+            run = ModelRun(path, self.model_config(path), self.profile, self.seed, self.report_dir)
+            run.clear_counterexamples()  # this run rewrites the model's folder: no stale files beside new ones
+            self._runs[path] = run
         return self._runs[path]
 
-    def model_info(self, run: Any) -> dict[str, Any]:
-        info: dict[str, Any] = {"config": run.config.to_dict()}
+    def model_info(self, run: ModelRun) -> ModelInfo:
+        """Everything a record says about the model itself; raises when the model cannot be loaded."""
         model = run.model
-        info.update(sha256=model.sha256, spec=run.spec(), samples=run.n_samples)
-        return info
+        return ModelInfo(name=run.name, file=self.relpath(run.path), sha256=model.sha256, spec=model.spec(),
+                         config=run.config.to_dict(), clean_accuracy=run.clean_accuracy, samples=run.n_samples)
 
-    def findings(self, run: Any) -> list[Any]:
+    def findings(self, run: ModelRun) -> list[Finding]:
         """The diagnostics for a model, computed once per process (masking and baseline items share them)."""
         if run.path not in self._findings:
             from robustcheck.diagnostics import diagnose
 
             self._findings[run.path] = diagnose(run.model, run.pool.x, run.pool.y, results=run.all_results(),
-                                                budget=self.profile.diagnose, seed=self.seed)
+                                                budget=self.profile.diagnostics, seed=self.seed)
         return self._findings[run.path]
 
     def relpath(self, path: Path) -> str:
@@ -130,55 +146,37 @@ class RobustcheckSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
         report = yield
-        payload = getattr(item, "payload", None)
-        if call.when == "call" and payload is not None and hasattr(item, "record"):
-            verdict = report.outcome if report.outcome != "failed" else "failed"
-            message = ""
-            if report.failed:
-                message = str(report.longrepr)
-                if call.excinfo is not None and not isinstance(call.excinfo.value, AssertionError) \
-                        and "Error" in type(call.excinfo.value).__name__:
-                    verdict = "error"
-            report.robustcheck = item.record(verdict, message)  # type: ignore[attr-defined]
+        # The call phase, or a setup that failed or skipped (then there is no call phase).
+        if hasattr(item, "outcome") and (call.when == "call" or (call.when == "setup" and not report.passed)):
+            exc = None if call.excinfo is None else call.excinfo.value
+            outcome = item.outcome(classify_outcome(report.outcome, exc), exc)
+            report.robustcheck = outcome.to_dict()
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        payload = getattr(report, "robustcheck", None)
-        if payload is None or self.is_worker:
+        data = getattr(report, "robustcheck", None)
+        if data is None or self.is_worker:
             return
-        self._merge(payload)
+        self.outcomes.append(ItemOutcome.from_dict(data))
         self._write_json(interrupted=True)
 
-    def _merge(self, payload: dict[str, Any]) -> None:
-        info = payload["model"]
-        record = self.models.setdefault(info["name"], ModelRecord(name=info["name"], file=info["file"]))
-        for key in ("sha256", "error", "spec", "config", "clean_accuracy", "samples"):
-            if info.get(key) is not None and not getattr(record, key):
-                setattr(record, key, info[key])
-        record.items.append(_build(ItemRecord, payload["item"]))
-        for data in payload["attacks"]:
-            attack = _build(AttackRecord, data)
-            same = [a for a in record.attacks if (a.attack, a.params, a.targeted) == (attack.attack, attack.params, attack.targeted)]
-            if not same:
-                record.attacks.append(attack)
-        seen = {(c.property, c.sample_index, c.attack) for c in record.counterexamples}
-        for data in payload["counterexamples"]:
-            c = _build(Counterexample, data)
-            if (c.property, c.sample_index, c.attack) not in seen:
-                record.counterexamples.append(c)
-                seen.add((c.property, c.sample_index, c.attack))
-        ids = {f.id for f in record.findings}
-        record.findings += [_build(FindingRecord, f) for f in payload["findings"] if f["id"] not in ids]
-        self.deltas += [_build(BaselineDelta, d) for d in payload["baseline"]]
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from robustcheck.items import RobustcheckItem
+
+        self.items_collected = sum(isinstance(i, RobustcheckItem) for i in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        if self.config.option.dist == "loadgroup":
+            node.workerinput["robustcheck_loadgroup"] = True
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        # The controller collects nothing itself; every worker reports the same collection.
+        self.items_collected = sum(nodeid.split("::", 1)[0].endswith(".onnx") for nodeid in ids)
 
     def build_record(self, *, interrupted: bool) -> RunRecord:
-        """The run's record, sorted so that serial and xdist runs give equal content."""
-        models = sorted(self.models.values(), key=lambda m: m.name)
-        for m in models:
-            m.items.sort(key=lambda i: i.nodeid)
-            m.attacks.sort(key=lambda a: (a.attack, a.targeted, str(sorted(a.params.items()))))
-            m.counterexamples.sort(key=lambda c: (c.property, c.distances.get(c.norm, 0.0), c.sample_index))
-            m.findings.sort(key=lambda f: ({"error": 0, "warning": 1}.get(f.severity, 2), f.id))
+        """The run's record, built from the outcomes so far; serial and xdist runs give equal content."""
         info = RunInfo(
             robustcheck=__version__, versions=_versions(), profile=self.profile.name, seed=self.seed,
             machine={"platform": platform.platform(), "python": platform.python_version(),
@@ -188,12 +186,13 @@ class RobustcheckSession:
             duration_s=round(time.perf_counter() - self._t0, 3),
             workers=int(getattr(self.config.option, "numprocesses", 0) or 0),
             interrupted=interrupted,
+            items_collected=self.items_collected,
             config_files=sorted({f for s in self._suites.values() for f in s.files}),
             baseline_file=None if self.baseline_path is None else str(self.baseline_path),
             report_dir=str(self.report_dir),
         )
-        deltas = sorted(self.deltas, key=lambda d: (d.model, d.metric))
-        return RunRecord(run=info, models=models, baseline=deltas)
+        deltas = sorted((d for o in self.outcomes for d in o.baseline), key=lambda d: (d.model, d.metric))
+        return RunRecord(run=info, models=assemble_models(self.outcomes), baseline=deltas)
 
     def _write_json(self, *, interrupted: bool) -> RunRecord:
         """The record so far, rewritten after every item: an interrupted run leaves what finished."""
@@ -205,25 +204,57 @@ class RobustcheckSession:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker:
+        if self.is_worker or self.config.option.collectonly:
             return
-        interrupted = exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-        record = self.build_record(interrupted=interrupted)
+        record = self.build_record(interrupted=_interrupted(exitstatus))
         from robustcheck.report import write_reports
 
         write_reports(record, self.record_path, self.html_path)
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker or not self.models:
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int) -> None:
+        if self.is_worker or not self.outcomes:
             return
-        from robustcheck.report.console import make_console, render_summary
+        from robustcheck.report.console import render_summary
+        from robustcheck.report.terminal import make_console
 
         config = self.config
         color = {"yes": True, "no": False}.get(config.getoption("color"), None)
         console = make_console(terminalreporter._tw, color=color, width=terminalreporter._tw.fullwidth,
                                quiet=config.getoption("verbose") < 0)
         terminalreporter.section("robustcheck")
-        render_summary(self.build_record(interrupted=False), console=console, html_path=self.html_path)
+        render_summary(self.build_record(interrupted=_interrupted(exitstatus)), console=console,
+                       html_path=self.html_path)
+
+
+def _interrupted(exitstatus: int) -> bool:
+    return exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+
+
+def assemble_models(outcomes: list[ItemOutcome]) -> list[ModelRecord]:
+    """One record per model from its items' outcomes, sorted, the first of any duplicate kept."""
+    by_model: dict[str, list[ItemOutcome]] = {}
+    for outcome in sorted(outcomes, key=lambda o: o.item.nodeid):
+        by_model.setdefault(outcome.model.name, []).append(outcome)
+    models = []
+    for name in sorted(by_model):
+        group = by_model[name]
+        infos = [o.model for o in group]
+        # Every item reports the same model info; an item that could not load the model says why.
+        info = next((i for i in infos if i.spec is not None), infos[0])
+        error = next((i.error for i in infos if i.error), None)
+        attacks = {(a.attack, json.dumps(a.params, sort_keys=True, default=str), a.targeted): a
+                   for o in reversed(group) for a in o.attacks}
+        counterexamples = {(c.property, c.sample_index, c.attack): c
+                           for o in reversed(group) for c in o.counterexamples}
+        findings = {f.id: f for o in reversed(group) for f in o.findings}
+        models.append(ModelRecord(
+            **{**vars(info), "error": error},
+            items=[o.item for o in group],
+            attacks=sorted(attacks.values(), key=lambda a: (a.attack, a.targeted, str(sorted(a.params.items())))),
+            counterexamples=sorted(counterexamples.values(), key=lambda c: (c.property, c.distance, c.sample_index)),
+            findings=sorted(findings.values(), key=lambda f: (severity_rank(f.severity), f.id)),
+        ))
+    return models
 
 
 def _versions() -> dict[str, str]:

@@ -17,9 +17,28 @@ from pathlib import Path
 
 import numpy as np
 
+from robustcheck.figures import (
+    BaselineFigures,
+    CleanAccuracyFigures,
+    GradientMaskingFigures,
+    RobustAccuracyFigures,
+    RobustPropertyFigures,
+)
 from robustcheck.record import (
-    AttackRecord, BaselineDelta, Counterexample, CurvePoint, Distortion, FindingRecord, ItemRecord,
-    ModelRecord, RunInfo, RunRecord,
+    AttackRecord,
+    BaselineDelta,
+    Counterexample,
+    CurvePoint,
+    Distortion,
+    Finding,
+    InputInfo,
+    ItemRecord,
+    ModelRecord,
+    ModelSpec,
+    OutputInfo,
+    ParityInfo,
+    RunInfo,
+    RunRecord,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,22 +150,21 @@ def _config(name: str, min_clean: float) -> dict:
     }
 
 
-def _spec(name: str, softmax: bool = False) -> dict:
-    return {
-        "file": f"models/{name}.onnx", "name": name, "sha256": None,
-        "input": {"name": "input", "shape": ["N", 1, 28, 28], "dtype": "float32", "layout": "NCHW",
-                  "range": [0.0, 1.0], "fixed_batch": None},
-        "output": {"name": "/fc3/Gemm_output_0" if softmax else "logits",
-                   "kind": "cut-softmax" if softmax else "logits", "classes": 10,
-                   "cut_node": "/Softmax" if softmax else None},
-        "replica": "torch", "replica_reason": None, "nondifferentiable_ops": [],
-        "parity": {"max_abs_diff": 7.6e-06 if name == "baseline" else 7.3e-04, "samples": 16, "agree": 1.0},
-        "warnings": ["trailing Softmax node '/Softmax' cut; attacking its input '/fc3/Gemm_output_0'"] if softmax else [],
-    }
+def _spec(name: str, softmax: bool = False) -> ModelSpec:
+    return ModelSpec(
+        input=InputInfo(name="input", shape=["N", 1, 28, 28], dtype="float32", layout="NCHW", range=[0.0, 1.0]),
+        output=OutputInfo(name="/fc3/Gemm_output_0" if softmax else "logits",
+                          kind="cut-softmax" if softmax else "logits", classes=10,
+                          cut_node="/Softmax" if softmax else None),
+        replica="torch",
+        parity=ParityInfo(samples=16, source="dataset", max_abs_diff=7.6e-06 if name == "baseline" else 7.3e-04,
+                          max_rel_diff=1e-7, argmax_agreement=1.0, passed=True),
+        warnings=["trailing Softmax node '/Softmax' cut; attacking its input '/fc3/Gemm_output_0'"] if softmax else [],
+    )
 
 
 MASKING_FINDINGS = [
-    FindingRecord(
+    Finding(
         id="vanishing-softmax-gradients", severity="error",
         title="Cross-entropy gradients are exactly zero on 99.5% of correctly classified samples",
         evidence={"zero_gradient_fraction": 0.995, "samples": 64, "median_top1_top2_logit_margin": 1013.6,
@@ -158,7 +176,7 @@ MASKING_FINDINGS = [
         remedy="Attack the logits, not the softmax: C&W (f6 objective), PGD with DLR or margin loss. "
                "Do not accept a robustness claim from softmax-gradient attacks on this model.",
         samples=[0, 1, 2, 3, 5, 8]),
-    FindingRecord(
+    Finding(
         id="weak-strong-attack-gap", severity="error",
         title="FGSM breaks 3% of samples at L∞ 0.3 while C&W L2 breaks 100%",
         evidence={"fgsm-linf@0.3 success rate": 0.031, "pgd-linf@0.3 (DLR) success rate": 0.97,
@@ -167,7 +185,7 @@ MASKING_FINDINGS = [
                     "much on an undefended-size model: the gradient signal is masked, not absent.",
         remedy="Treat the FGSM robust accuracy as an artefact; gate releases on the C&W and PGD-DLR figures.",
         samples=[]),
-    FindingRecord(
+    Finding(
         id="saturated-probabilities", severity="warning",
         title="99.9% of top-class probabilities are exactly 1.0",
         evidence={"fraction_top_prob_exactly_1": 0.999, "samples": 2000},
@@ -188,8 +206,10 @@ def _model(name: str, idx: int, tmp_path: Path, x: np.ndarray, y: np.ndarray, *,
     pgd = _bounded(rng, correct, 0.97, 0.3)
     attacks = [
         _attack("cw-l2", "l2", {"confidence": 0.0, "learning_rate": 0.01, "binary_search_steps": 6,
-                                 "max_iterations": 500, "initial_const": 0.001, "abort_early": True}, cw, correct, wall=21.4),
-        _attack("cw-linf", "linf", {"max_iterations": 500, "learning_rate": 0.005, "tau_decrease": 0.9}, cwinf, correct, wall=33.9),
+                                 "max_iterations": 500, "initial_const": 0.001, "abort_early": True},
+                cw, correct, wall=21.4),
+        _attack("cw-linf", "linf", {"max_iterations": 500, "learning_rate": 0.005, "tau_decrease": 0.9},
+                cwinf, correct, wall=33.9),
         _attack("fgsm-linf", "linf", {"norm": "linf", "epsilon": 0.3}, fgsm, correct, epsilon=0.3, wall=0.04),
         _attack("pgd-linf", "linf", {"norm": "linf", "loss": "dlr", "epsilon": 0.3, "steps": 40, "step_size": 0.01,
                                      "restarts": 1, "random_start": True}, pgd, correct, epsilon=0.3, wall=1.9),
@@ -203,36 +223,43 @@ def _model(name: str, idx: int, tmp_path: Path, x: np.ndarray, y: np.ndarray, *,
         adv = _perturb(xi, d, rng)
         true, adv_label = int(y[i]), CONFUSION[int(y[i])]
         npz = folder / f"robust-accuracy_cw-l2_1_-sample{i}.npz"
-        np.savez_compressed(npz, x=xi, x_adv=adv, y=true, adv_label=adv_label, layout="NCHW", input_range=np.array([0.0, 1.0]))
+        np.savez_compressed(npz, x=xi, x_adv=adv, y=true, adv_label=adv_label, layout="NCHW",
+                            input_range=np.array([0.0, 1.0]))
         counterexamples.append(Counterexample(
             model=name, property="robust-accuracy[cw-l2@1]", attack="cw-l2", norm="l2", sample_index=i,
             dataset_index=8000 + i, true_label=true, adv_label=adv_label, target=None,
             confidence_true=1.0 if distilled else float(rng.uniform(0.97, 0.9999)),
             confidence_adv=1.0 if distilled else float(rng.uniform(0.5, 0.7)),
             distances=_distances(xi, adv), epsilon=1.0, npz=str(npz), png=str(npz.with_suffix(".png")),
-            reproduce=f"pytest --robustcheck 'models/{name}.onnx::robust-accuracy[cw-l2@1]' --robustcheck-profile=ci --robustcheck-seed=0"))
+            reproduce=f"pytest --robustcheck 'models/{name}.onnx::robust-accuracy[cw-l2@1]' "
+                      "--robustcheck-profile=ci --robustcheck-seed=0"))
     broken_l2 = sum(1 for d in cw if d is not None and d <= 1.0)
     broken_fgsm = sum(1 for d in fgsm if d is not None)
     masking_failed = distilled
     items = [
         ItemRecord(f"models/{name}.onnx::clean-accuracy", name, "clean-accuracy", "clean-accuracy", "passed",
-                   figures={"clean_accuracy": clean, "min": 0.975 if distilled else 0.98, "dataset_size": 2000}, duration_s=0.41),
+                   figures=CleanAccuracyFigures(clean_accuracy=clean, min=0.975 if distilled else 0.98,
+                                                dataset_size=2000),
+                   duration_s=0.41),
         ItemRecord(f"models/{name}.onnx::robust[cw-l2@0.25]", name, "robust", "robust[cw-l2@0.25]", "passed",
-                   figures={"epsilon": 0.25, "norm": "l2", "attack": "cw-l2", "pool": correct, "replayed": 0,
-                            "examples": 100, "first_failure_at": None, "verdict_detail": "no counterexample found"},
+                   figures=RobustPropertyFigures(attack="cw-l2", norm="l2", epsilon=0.25, targeted=False, pool=correct,
+                                                 max_examples=100, examples=correct, replayed=0),
                    duration_s=38.2),
         ItemRecord(f"models/{name}.onnx::robust-accuracy[cw-l2@1]", name, "robust-accuracy", "robust-accuracy[cw-l2@1]",
-                   "passed", figures={"robust_accuracy": (correct - broken_l2) / EVAL, "min": 0.5, "epsilon": 1.0, "norm": "l2",
-                                      "attack": "cw-l2", "samples": EVAL, "broken": broken_l2, "attack_success_rate": 1.0,
-                                      "median_distortion": float(np.median([d for d in cw if d is not None]))},
+                   "passed", figures=RobustAccuracyFigures(
+                       attack="cw-l2", norm="l2", epsilon=1.0, targeted=False,
+                       robust_accuracy=(correct - broken_l2) / EVAL,
+                       min=0.5, samples=EVAL, broken=broken_l2, attack_success_rate=1.0,
+                       median_distortion=float(np.median([d for d in cw if d is not None]))),
                    duration_s=21.9),
         ItemRecord(f"models/{name}.onnx::robust-accuracy[fgsm-linf@0.3]", name, "robust-accuracy",
                    "robust-accuracy[fgsm-linf@0.3]", "passed",
-                   figures={"robust_accuracy": (correct - broken_fgsm) / EVAL, "min": 0.05, "epsilon": 0.3, "norm": "linf",
-                            "attack": "fgsm-linf", "samples": EVAL, "broken": broken_fgsm,
-                            "attack_success_rate": broken_fgsm / correct, "median_distortion": 0.3}, duration_s=0.1),
+                   figures=RobustAccuracyFigures(
+                       attack="fgsm-linf", norm="linf", epsilon=0.3, targeted=False,
+                       robust_accuracy=(correct - broken_fgsm) / EVAL, min=0.05, samples=EVAL, broken=broken_fgsm,
+                       attack_success_rate=broken_fgsm / correct, median_distortion=0.3), duration_s=0.1),
     ]
-    findings: list[FindingRecord] = []
+    findings: list[Finding] = []
     if masking_failed:
         findings = list(MASKING_FINDINGS)
         message = (f"{name}: 2 gradient-masking finding(s); gradient-based verdicts on this model cannot be trusted\n"
@@ -242,18 +269,19 @@ def _model(name: str, idx: int, tmp_path: Path, x: np.ndarray, y: np.ndarray, *,
                    "    remedy: gate releases on the C&W and PGD-DLR figures")
         items.append(ItemRecord(f"models/{name}.onnx::gradient-masking", name, "gradient-masking", "gradient-masking",
                                 "failed", message=message,
-                                figures={"errors": 2, "warnings": 1, "policy": "fail",
-                                         "findings": "vanishing-softmax-gradients,weak-strong-attack-gap,saturated-probabilities"},
+                                figures=GradientMaskingFigures(errors=2, warnings=1, policy="fail", findings=[
+                                    "vanishing-softmax-gradients", "weak-strong-attack-gap",
+                                    "saturated-probabilities"]),
                                 duration_s=6.3))
     else:
         items.append(ItemRecord(f"models/{name}.onnx::gradient-masking", name, "gradient-masking", "gradient-masking",
-                                "passed", figures={"errors": 0, "warnings": 0, "findings": "", "policy": "fail"},
+                                "passed",
+                                figures=GradientMaskingFigures(errors=0, warnings=0, findings=[], policy="fail"),
                                 duration_s=4.8))
     items.append(ItemRecord(f"models/{name}.onnx::baseline", name, "baseline", "baseline", "passed",
-                            figures={"regressions": 0}, duration_s=0.2))
+                            figures=BaselineFigures(in_baseline=True), duration_s=0.2))
     spec = _spec(name, softmax)
     sha = f"{idx:02x}" + "5e1f0c2a9b7d3e4f6a8c0b2d4e6f8a1c3e5f7b9d1a3c5e7f9b2d4f6a8c0e2a4"[:62]
-    spec["sha256"] = sha
     return ModelRecord(name=name, file=f"models/{name}.onnx", sha256=sha, spec=spec,
                        config=_config(name, 0.975 if distilled else 0.98), clean_accuracy=clean, samples=EVAL,
                        items=sorted(items, key=lambda i: i.nodeid), attacks=attacks, counterexamples=counterexamples,
@@ -282,13 +310,14 @@ def realistic_record(tmp_path: Path) -> RunRecord:
     ]
     deltas = []
     for m in models:
-        current = next(i.figures["robust_accuracy"] for i in m.items if i.name == "robust-accuracy[cw-l2@1]")
+        current = next(i.figures.robust_accuracy for i in m.items
+                       if i.name == "robust-accuracy[cw-l2@1]" and isinstance(i.figures, RobustAccuracyFigures))
         before = current + (0.078125 if m.name == "distilled" else -0.015625)
         regressed = current < before - 0.05
         deltas.append(BaselineDelta(m.name, "robust-accuracy[cw-l2@1]", before, current, 0.05, regressed=regressed))
         item = next(i for i in m.items if i.kind == "baseline")
         item.verdict = "failed" if regressed else "passed"
-        item.figures["regressions"] = int(regressed)
+        item.figures = BaselineFigures(in_baseline=True, regressions=int(regressed))
         item.message = (f"{m.name}: regressed against the baseline reports/baseline.json\n"
                         f"  robust-accuracy[cw-l2@1]: robust accuracy {before:.1%} -> {current:.1%} (tolerance 5.0%)"
                         if regressed else "")
@@ -303,19 +332,21 @@ def hostile_record(tmp_path: Path) -> RunRecord:
     m = record.models[0]
     m.name = f"evil{HOSTILE}"
     m.file = f"models/{HOSTILE}.onnx"
-    m.spec["input"]["name"] = HOSTILE
-    m.spec["warnings"] = [HOSTILE, "</style><style>body{background:url(https://evil.example/x.png)}</style>"]
-    m.spec["metadata"] = {"doc_string": HOSTILE, "producer": f"{IMG} javascript:alert(1)", "homepage": "https://evil.example/"}
+    assert m.spec is not None
+    m.spec.input.name = HOSTILE
+    m.spec.output.cut_node = f"{IMG} javascript:alert(1)"
+    m.spec.warnings = [HOSTILE, "</style><style>body{background:url(https://evil.example/x.png)}</style>"]
     m.config["source"] = HOSTILE
     m.config["attacks"] = {"cw-l2": {"note": HOSTILE}}
     m.attacks[0].params["note"] = HOSTILE
     m.items[0].message = f"failed because {HOSTILE}"
     m.items[0].verdict = "failed"
-    m.items[0].figures["label"] = HOSTILE
+    masking = next(i for i in m.items if isinstance(i.figures, GradientMaskingFigures))
+    masking.figures = GradientMaskingFigures(errors=1, warnings=0, findings=[HOSTILE], policy="fail")
     for c in m.counterexamples:
         c.property = f"robust[{SCRIPT}]"
         c.reproduce = f"pytest {IMG}"
-    m.findings = [FindingRecord(id=f"f{SCRIPT}", severity="error", title=f"title {IMG}",
+    m.findings = [Finding(id=f"f{SCRIPT}", severity="error", title=f"title {IMG}",
                                 evidence={HOSTILE: HOSTILE, "nested": {"x": IMG}}, explanation=f"because {SCRIPT}",
                                 remedy=f"do {IMG}", samples=[1])]
     record.baseline[0].model = m.name

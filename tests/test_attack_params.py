@@ -134,3 +134,20 @@ def test_an_attack_must_declare_its_traits() -> None:
         NoNorm()
     with pytest.raises(AttackParamError, match="attack 'no-norm', parameter 'tries': must be an integer in"):
         NoNorm(tries=0)
+
+
+def test_an_attack_is_bounded_or_minimal_norm() -> None:
+    from dataclasses import dataclass
+
+    from robustcheck.attacks import Attack
+
+    @dataclass(kw_only=True)
+    class Kindless(Attack):
+        name = "kindless"
+        norm = "l2"
+
+        def run_batch(self, model, x, y, targets, generator):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    with pytest.raises(TypeError, match="Kindless must derive from MinimalNormAttack or BoundedAttack"):
+        Kindless()

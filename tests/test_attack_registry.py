@@ -100,6 +100,20 @@ def test_built_in_labels_and_traits() -> None:
     assert attack_spec("pgd-linf").defaults["loss"] == "dlr"
 
 
+def test_profile_budgets_name_registered_attacks_and_their_parameters() -> None:
+    from robustcheck.profiles import PROFILES
+
+    families: dict[str, list[str]] = {}
+    for label, spec in attack_labels().items():
+        families.setdefault(spec.attack_cls.name, []).append(label)
+    for profile in PROFILES.values():
+        assert set(profile.attacks) <= set(families), profile.name
+        for family, params in profile.attacks.items():
+            for label in families[family]:
+                make_attack(label, params)  # every budget is a valid setting of every label of the family
+    assert families["ead"] == ["ead-en", "ead-l1"] and families["pgd"] == ["pgd-linf", "pgd-l2"]
+
+
 def test_register_attack_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry_module, "_REGISTRY", dict(registry_module._REGISTRY))
     spec = register_attack("cw-l2-fast", CarliniWagnerL2, binary_search_steps=2, max_iterations=10)

@@ -84,6 +84,9 @@ def test_success_rates(shipped, correct100, row: AttackTestTarget) -> None:
     assert result.params == row.attack.params()
     assert (result.epsilon is not None) == isinstance(row.attack, BoundedAttack)
     assert isinstance(row.attack, MinimalNormAttack) != isinstance(row.attack, BoundedAttack)
+    assert result.minimal_norm == isinstance(row.attack, MinimalNormAttack) == result.select([0]).minimal_norm
+    # Only the C&W family traces its objective f (<= 0 on success); JSMA traces a probability.
+    assert result.objective_trace == (row.attack.name in ("cw-l2", "cw-linf", "cw-l0", "ead"))
 
 
 # Cheap settings of every attack family, for the trait tests.

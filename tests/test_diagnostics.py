@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from controls import NoisyInput, RoundedInput, ScaledSoftmax, export, train_mlp, trained_baseline
+
 from robustcheck.data import correctly_classified, load_dataset
 from robustcheck.diagnostics import Finding, attack_failure_indicators, diagnose
 from robustcheck.model import load_model
@@ -94,13 +94,13 @@ def test_shipped_baseline_raises_no_error(shipped, correct100) -> None:
 
 
 def test_findings_are_plain_data(shipped, correct100) -> None:
+    import dataclasses
     import json
 
     data = correct100("distilled-softmax")
     for finding in diagnose(shipped("distilled-softmax"), data.x[:16], data.y[:16], budget="smoke"):
-        record = finding.to_record()
-        json.dumps(record.__dict__, allow_nan=False)
-        assert record.severity in ("error", "warning", "info")
+        json.dumps(dataclasses.asdict(finding), allow_nan=False)
+        assert finding.severity in ("error", "warning", "info")
 
 
 def test_attack_failure_indicators_flag_incomplete_optimisation(shipped, correct100) -> None:
@@ -114,3 +114,30 @@ def test_attack_failure_indicators_flag_incomplete_optimisation(shipped, correct
     ids = {f.id for f in attack_failure_indicators(result)}
     assert "incomplete-optimisation:cw-l2" in ids, ids
     assert np.isfinite(result.loss_trace).all()
+
+
+def test_readme_lists_exactly_the_checks() -> None:
+    """The README's finding table and the check table name the same ids."""
+    import re
+
+    from robustcheck.diagnostics import CHECKS
+    from robustcheck.diagnostics.checks import NO_SAMPLES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### What the gradient-masking item checks", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| `")]
+    listed = {name for line in table for name in re.findall(r"`([a-z0-9-]+)`", line.split("|")[1])}
+    assert listed == {c.id for c in CHECKS} | {NO_SAMPLES.id}
+
+
+def test_rules_read_like_their_criteria() -> None:
+    from robustcheck.diagnostics import Rule
+
+    beats = Rule("error", "fgsm_ce", ">", 0.1, plus="pgd_ce")
+    assert beats.describe() == "error: fgsm_ce > pgd_ce + 0.1"
+    assert beats.holds({"fgsm_ce": 0.6, "pgd_ce": 0.3}) and not beats.holds({"fgsm_ce": 0.4, "pgd_ce": 0.3})
+    share = Rule("warning", "disagreements", ">", 0.05, times="candidates")
+    assert share.holds({"disagreements": 6, "candidates": 100})
+    assert not share.holds({"disagreements": 5, "candidates": 100})
+    assert not Rule("error", "x", ">=", 0.5).holds({"x": float("nan")}) and not Rule("error", "x", ">=", 0.5).holds({})
+    assert Rule.always("info").holds({})

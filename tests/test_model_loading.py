@@ -12,7 +12,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from robustcheck import ModelError, load_model
-from robustcheck.model import describe
 
 
 def _linear_model(path: Path, *, softmax: bool = False, batch: int | str = "N", classes: int = 4,
@@ -56,7 +55,7 @@ def test_loads_a_linear_classifier(tmp_path: Path) -> None:
     assert model.parity is not None and model.parity.passed and model.parity.source == "random"
     np.testing.assert_allclose(model.replica_logits(x), model.oracle_logits(x), atol=1e-5)
     assert len(model.sha256) == 64
-    assert describe(model)["input"]["shape"] == ["N", 6]
+    assert model.spec().input.shape == ["N", 6]
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
 from toy_suite import write_suite
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+SMOKE = ("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
 
 
 def _record(pytester: pytest.Pytester) -> dict:
@@ -58,8 +60,11 @@ def test_collects_one_item_per_claim(pytester: pytest.Pytester) -> None:
         ("[defaults]\nsampels = 3\n", "unknown key 'defaults.sampels'"),
         ("[defaults]\nsamples = 'many'\n", "'defaults.samples' must be a positive integer"),
         ("[defaults]\ndataset = 'missing.npz'\n", "missing.npz, which does not exist"),
-        ("[[defaults.check]]\ntype = 'robust'\nattack = 'cw-l9'\nepsilon = 1\n", "'defaults.check[0].attack' must be one of"),
+        ("[[defaults.check]]\ntype = 'robust'\nattack = 'cw-l9'\nepsilon = 1\n",
+         "'defaults.check[0].attack' must be one of"),
         ("[defaults\n", "invalid TOML"),
+        ("[[defaults.check]]\ntype = 'robust-accuracy'\nattack = 'cw-l2'\nepsilon = nan\nmin = 1.0\n",
+         "'defaults.check[0].epsilon' must be a positive finite number, got nan"),
     ],
 )
 def test_config_errors_are_usage_errors(pytester: pytest.Pytester, toml: str, words: str) -> None:
@@ -69,11 +74,12 @@ def test_config_errors_are_usage_errors(pytester: pytest.Pytester, toml: str, wo
     err = result.stderr.str()
     assert words in err and "robustcheck.toml" in err, err
     assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if "robustcheck.toml" in line]) == 1
 
 
 def test_passing_suite_exits_zero_and_writes_reports(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path / "models", robust_eps=1e-3, gate_eps=1e-3)
-    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*SMOKE)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     record = _record(pytester)
     assert set(_verdicts(record).values()) == {"passed"}
@@ -84,7 +90,7 @@ def test_passing_suite_exits_zero_and_writes_reports(pytester: pytest.Pytester) 
 
 def test_failing_gate_exits_one_with_a_counterexample_and_no_traceback(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path / "models", robust_eps=5.0, gate_eps=5.0, gate_min=0.5)
-    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*SMOKE)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
     assert "robust[cw-l2@5] violated: sample 0" in out  # shrunk to the first sample
@@ -117,7 +123,7 @@ def test_stored_counterexample_is_replayed_first(pytester: pytest.Pytester) -> N
 def test_broken_model_fails_its_own_items_only(pytester: pytest.Pytester) -> None:
     folder = write_suite(pytester.path / "models", models=("good",))
     (folder / "broken.onnx").write_bytes(b"\x00garbage, not a model")
-    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*SMOKE)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = result.stdout.str()
     assert "INTERNALERROR" not in out and "Traceback" not in out
@@ -132,7 +138,7 @@ def test_dataset_that_does_not_fit_fails_that_model(pytester: pytest.Pytester) -
 
     folder = write_suite(pytester.path / "models")
     np.savez(folder / "data.npz", x=np.zeros((10, 5), np.float32), y=np.zeros(10, np.int64))
-    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*SMOKE)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "do not fit input" in result.stdout.str()
     assert "Traceback" not in result.stdout.str()
@@ -183,3 +189,173 @@ def test_xdist_gives_the_serial_verdicts(pytester: pytest.Pytester) -> None:
         for a in m["attacks"]:
             a.pop("wall_time_s")
     assert strip(parallel_record) == strip(serial_record)
+
+
+def _store_file(root: Path, model: str, prop: str) -> Path:
+    from robustcheck.store import CounterexampleStore
+
+    return CounterexampleStore(root).path(model, prop)
+
+
+def test_sigint_reads_interrupted_everywhere(pytester: pytest.Pytester) -> None:
+    """A real Ctrl-C after the first item: never PASSED, in the console, the JSON and the HTML."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    toml = ("[defaults]\ndataset = 'data.npz'\nsamples = 300\nmasking = 'warn'\n"
+            "[[defaults.check]]\ntype = 'robust'\nattack = 'cw-l2'\nepsilon = 1e-4\ntargeted = true\n")
+    write_suite(pytester.path / "models", toml=toml)
+    record = pytester.path / "reports" / "robustcheck.json"
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "--robustcheck", "models", "--robustcheck-profile",
+                             "thorough", "-p", "no:cacheprovider"], cwd=pytester.path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while not record.is_file() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # the clean-accuracy item has been recorded; the targeted property is running
+    assert record.is_file() and proc.poll() is None, "the run ended before it could be interrupted"
+    # Python may drop a KeyboardInterrupt that lands in a gc callback (it reports it as unraisable):
+    # press Ctrl-C again, as a user would, until the run stops.
+    for _ in range(10):
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=15)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    else:
+        proc.kill()
+        pytest.fail("the run did not stop on SIGINT")
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out[-2000:]
+    assert "robustcheck: INTERRUPTED" in out and "robustcheck: PASSED" not in out, out[-2000:]
+    data = json.loads(record.read_text())
+    assert data["verdict"] == "interrupted" and data["run"]["interrupted"] is True
+    assert [i["verdict"] for m in data["models"] for i in m["items"]] == ["passed"]  # what finished is kept
+    html = (pytester.path / "reports" / "robustcheck.html").read_text()
+    assert "robustcheck report — INTERRUPTED" in html
+    assert '<span class="badge interrupted big">INTERRUPTED</span>' in html
+
+
+def test_stopped_run_reads_incomplete(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path / "models", robust_eps=5.0, gate_eps=1e-3)
+    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke",
+                                           "-p", "no:cacheprovider", "-x")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "robustcheck: INCOMPLETE" in out, out
+    data = _record(pytester)
+    assert data["verdict"] == "incomplete" and data["run"]["items_collected"] == 4
+    assert len(_verdicts(data)) == 2
+    assert "robustcheck report — INCOMPLETE" in (pytester.path / "reports" / "robustcheck.html").read_text()
+
+
+def test_internal_errors_are_one_line_and_stay_with_their_model(pytester: pytest.Pytester) -> None:
+    """A fault deliberately injected into robustcheck for one model: that model's items error with one
+    line, the other model passes, and the traceback appears only with --tb=long."""
+    write_suite(pytester.path / "models", models=("good", "bad"))
+    pytester.makeconftest("""
+        from robustcheck.model_run import ModelRun
+
+        original = ModelRun.attack_pool
+
+        def broken(self, label, check=None):
+            if self.name == "bad":
+                raise RuntimeError("injected fault\\nsecond line")
+            return original(self, label, check)
+
+        ModelRun.attack_pool = broken
+    """)
+    args = ("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    line = ("internal error in robustcheck: RuntimeError: injected fault "
+            "(run with --tb=long or -v for the traceback)")
+    assert line in out and "Traceback" not in out and "_pytest" not in out and "second line" not in out, out
+    record = _record(pytester)
+    verdicts = _verdicts(record)
+    assert all(v == "passed" for k, v in verdicts.items() if k.startswith("models/good.onnx"))
+    bad = [i for m in record["models"] for i in m["items"] if m["name"] == "bad" and i["verdict"] == "error"]
+    assert bad and all(i["message"] == line for i in bad)
+    long = pytester.runpytest_subprocess(*args, "--tb=long")
+    assert "raise RuntimeError" in long.stdout.str()
+    assert all(i["message"] == line for m in _record(pytester)["models"] for i in m["items"] if i["verdict"] == "error")
+
+
+def test_a_dataset_with_no_rows_fails_its_model_in_one_line(pytester: pytest.Pytester) -> None:
+    import numpy as np
+
+    folder = write_suite(pytester.path / "models")
+    np.savez(folder / "data.npz", x=np.zeros((0, 8), np.float32), y=np.zeros(0, np.int64))
+    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke",
+                                           "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "Traceback" not in out and "INTERNALERROR" not in out, out
+    assert set(_verdicts(_record(pytester)).values()) == {"error"}
+
+
+def test_damaged_store_entries_are_skipped_and_reported(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path / "models", robust_eps=1e-3)
+    store = _store_file(pytester.path / ".robustcheck", "toy", "robust[cw-l2@0.001]")
+    store.parent.mkdir(parents=True)
+    sha = "0" * 64
+    store.write_text(json.dumps([
+        {"dataset_index": 0, "target_offset": 0, "seed": "abc", "model_sha256": sha},
+        {"dataset_index": 0, "target_offset": 0, "seed": 1e300, "model_sha256": sha},
+        {"dataset_index": [1, 2], "target_offset": 0, "seed": 0, "model_sha256": sha},
+        {"dataset_index": 1, "target_offset": 0, "seed": 0, "model_sha256": sha},
+    ]))
+    result = pytester.runpytest_subprocess("--robustcheck", "models", "--robustcheck-profile", "smoke",
+                                           "-p", "no:cacheprovider", "-k", "robust[")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    out = result.stdout.str()
+    assert "entry 0 skipped: seed must be an integer, got 'abc'" in out, out
+    item = next(i for m in _record(pytester)["models"] for i in m["items"] if i["kind"] == "robust")
+    assert len(item["figures"]["store_warnings"]) == 3 and item["figures"]["replayed"] == 1
+
+
+def test_model_stems_cannot_escape_or_collide_and_stale_files_go(pytester: pytest.Pytester) -> None:
+    folder = write_suite(pytester.path / "models", robust_eps=5.0, gate_eps=5.0, models=("..",))
+    assert (folder / "...onnx").is_file()
+    args = ("--robustcheck", "models", "--robustcheck-profile", "smoke", "-p", "no:cacheprovider")
+    assert pytester.runpytest_subprocess(*args).ret == pytest.ExitCode.TESTS_FAILED
+    reports = pytester.path / "reports"
+    assert sorted(p.name for p in reports.iterdir()) == ["counterexamples", "robustcheck.html", "robustcheck.json"]
+    (saved,) = (reports / "counterexamples").iterdir()
+    assert saved.name not in ("..", ".")
+    assert any(saved.glob("*.npz"))
+    (stored,) = (pytester.path / ".robustcheck" / "counterexamples").iterdir()
+    assert stored.name == saved.name
+    # A later passing run of the same model leaves no counterexample file of the earlier run behind.
+    config = folder / "robustcheck.toml"
+    config.write_text(config.read_text().replace("epsilon = 5.0", "epsilon = 0.001"))
+    assert pytester.runpytest_subprocess(*args).ret == pytest.ExitCode.OK
+    assert not any(saved.iterdir())
+
+
+def test_a_crashed_worker_makes_the_run_incomplete(pytester: pytest.Pytester) -> None:
+    """A worker killed mid-item (os._exit, as an OOM kill would) leaves that item unrecorded: INCOMPLETE."""
+    write_suite(pytester.path / "models", models=("a", "b"))
+    pytester.makeconftest("""
+        import os
+
+        from robustcheck.session import RobustcheckSession
+
+        original = RobustcheckSession.findings
+
+        def crash(self, run):
+            if run.name == "b":
+                os._exit(3)
+            return original(self, run)
+
+        RobustcheckSession.findings = crash
+    """)
+    result = pytester.runpytest_subprocess(*SMOKE, "-n", "2")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "crashed" in out and "robustcheck: INCOMPLETE" in out, out
+    data = _record(pytester)
+    assert data["verdict"] == "incomplete" and data["run"]["items_collected"] == 8
+    assert "models/b.onnx::gradient-masking" not in _verdicts(data)

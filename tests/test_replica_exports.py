@@ -84,7 +84,8 @@ def test_cnn_exports(tmp_path: Path, dynamo: bool, softmax: bool) -> None:
     x = np.random.default_rng(1).uniform(size=(6, 1, 12, 12)).astype(np.float32)
     np.testing.assert_allclose(model.replica_logits(x), model.oracle_logits(x), rtol=1e-4, atol=1e-4)
     with torch.no_grad():
-        reference = SmallCNN.forward(net, torch.from_numpy(x)) if not softmax else net.head(net.features(torch.from_numpy(x)))
+        xt = torch.from_numpy(x)
+        reference = SmallCNN.forward(net, xt) if not softmax else net.head(net.features(xt))
     np.testing.assert_allclose(model.oracle_logits(x), reference.numpy(), rtol=1e-4, atol=1e-4)
 
 

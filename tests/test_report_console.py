@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 
 import pytest
-
 from report_fixtures import realistic_record
+
 from robustcheck.record import ModelRecord, RunRecord
-from robustcheck.report.console import make_console, progress, render_header, render_summary
+from robustcheck.report.console import render_header, render_summary
+from robustcheck.report.terminal import make_console, progress
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -45,7 +47,7 @@ def test_plain_summary_has_the_figures_and_no_escape_codes(clean_env, record):
                  "2 errors", "1 warning", "vanishing-softmax-gradients", "HTML report: reports/robustcheck.html",
                  "JSON record: reports/robustcheck.json", "1 regression", "87.5% → 79.7%"):
         assert text in out, text
-    base = next(i for i in record.models[0].items if i.name == "robust-accuracy[cw-l2@1]").figures["robust_accuracy"]
+    base = next(i for i in record.models[0].items if i.name == "robust-accuracy[cw-l2@1]").figures.robust_accuracy
     assert f"{base:.1%}" in out  # robust accuracy read from the item's figures
     assert "1.23" in out  # the median distortion of cw-l2 on the baseline
     assert re.search(r"^-{20,}", out, re.M)  # plain ASCII header rule, no box drawing
@@ -139,8 +141,8 @@ def test_many_robust_figures_share_one_column(clean_env, tmp_path):
         for i in list(m.items):
             if i.kind == "robust-accuracy":
                 for eps in (0.5, 2.0):
-                    m.items.append(type(i)(**{**i.__dict__, "name": f"{i.name}-{eps}",
-                                              "figures": {**i.figures, "epsilon": eps}}))
+                    m.items.append(dataclasses.replace(i, name=f"{i.name}-{eps}",
+                                                       figures=dataclasses.replace(i.figures, epsilon=eps)))
     out = _render(record, io.StringIO(), color=False, width=120)
     assert "robust accuracy" in out and "cw-l2 L2 ε=0.5:" in out
     assert max(len(line) for line in out.splitlines()) <= 120
@@ -177,3 +179,16 @@ def test_progress_on_a_terminal(clean_env):
     clean_env.setenv("CI", "true")
     ci = make_console(FakeTTY(), color=True, width=80)
     assert not ci.is_interactive  # no live display in CI logs, even on a pseudo-terminal
+
+
+def test_incomplete_and_interrupted_runs_never_read_passed(clean_env, tmp_path):
+    record = realistic_record(tmp_path)
+    record.models = record.models[:1]  # the baseline model passed every item
+    record.baseline = []
+    assert "robustcheck: PASSED" in _render(record, io.StringIO(), color=False, width=120)
+    record.run.items_collected = len(record.models[0].items) + 3
+    out = _render(record, io.StringIO(), color=False, width=120)
+    assert "robustcheck: INCOMPLETE" in out and "run incomplete: 6 of 9 checks recorded" in out
+    record.run.interrupted = True
+    out = _render(record, io.StringIO(), color=False, width=120)
+    assert "robustcheck: INTERRUPTED" in out and "PASSED —" not in out

@@ -20,8 +20,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from report_fixtures import HOSTILE, IMG, SCRIPT, hostile_record, large_record, realistic_record
+
 from robustcheck.record import AttackRecord, CurvePoint, ModelRecord, RunRecord
 from robustcheck.report import charts, html, images
 
@@ -252,7 +252,8 @@ def test_counterexample_pictures_handle_layouts_and_ranges():
     rng = np.random.default_rng(0)
     cases = [((1, 28, 28), "NCHW", (0, 1), (112, 112)), ((28, 28, 1), "NHWC", (0, 1), (112, 112)),
              ((3, 32, 32), "NCHW", (0, 255), (96, 96)), ((32, 32, 3), "NHWC", (-1, 1), (96, 96)),
-             ((784,), None, (0, 1), (112, 112)), ((8,), None, (0, 1), (112, 14)), ((3, 300, 200), "NCHW", (0, 1), (107, 160))]
+             ((784,), None, (0, 1), (112, 112)), ((8,), None, (0, 1), (112, 14)),
+             ((3, 300, 200), "NCHW", (0, 1), (107, 160))]
     for shape, layout, box, size in cases:
         lo, hi = box
         x = rng.uniform(lo, hi, size=shape).astype(np.float32)
@@ -284,7 +285,8 @@ def test_counterexample_png_strip(tmp_path):
 
 def test_charts_are_clean_inline_svg():
     attack = AttackRecord("cw-l2$x", "l2", {}, 4, 0.75, 1.0, 0, min_distances=[0.5, 1.0, None, 1.5],
-                          curve=[CurvePoint(0.0, 1.0), CurvePoint(0.6, 0.75), CurvePoint(1.2, 0.5), CurvePoint(1.6, 0.25)])
+                          curve=[CurvePoint(0.0, 1.0), CurvePoint(0.6, 0.75), CurvePoint(1.2, 0.5),
+                                 CurvePoint(1.6, 0.25)])
     pgd = AttackRecord("pgd-linf", "linf", {}, 4, 0.5, 1.0, 0, epsilon=0.3, min_distances=[0.3, None, 0.28, None],
                        curve=[CurvePoint(0.0, 1.0), CurvePoint(0.3, 0.5)])
     for svg in (charts.robustness_curves_svg([attack, pgd], epsilons=[("l2", 1.0)], id_prefix="t1"),
@@ -304,10 +306,23 @@ def test_charts_are_clean_inline_svg():
 
 def test_renderer_modules_import_light():
     code = ("import sys, robustcheck.report, robustcheck.report.html, robustcheck.report.images, "
-            "robustcheck.report.charts, robustcheck.report.json_report, robustcheck.report.console; "
-            "print(sorted(m for m in ('matplotlib', 'jinja2', 'PIL', 'numpy', 'jsonschema', 'rich') if m in sys.modules))")
+            "robustcheck.report.charts, robustcheck.report.json_report, robustcheck.report.console, "
+            "robustcheck.report.gallery, robustcheck.report.terminal; "
+            "print(sorted(m for m in ('matplotlib', 'jinja2', 'PIL', 'numpy', 'jsonschema', 'rich', 'torch') "
+            "if m in sys.modules))")
     out = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_drawing_a_counterexample_does_not_load_torch(tmp_path):
+    # The channel axis comes from metrics.channel_axis, which must stay usable without torch.
+    code = ("import sys, numpy as np; from robustcheck.report.images import pictures_from_npz; "
+            f"p = {str(tmp_path / 'c.npz')!r}; x = np.zeros((1, 5, 6, 3), np.float32); "
+            "np.savez(p, x=x, x_adv=x + 0.5, layout='NHWC'); pics = pictures_from_npz(p); "
+            "print(pics.width, pics.height, 'torch' in sys.modules)")
+    out = subprocess.run([os.sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    width, height, torch_loaded = out.split()
+    assert torch_loaded == "False" and int(width) > int(height)  # a 6-wide, 5-high picture, scaled alike
 
 
 # -- in a real browser ---------------------------------------------------------------------------------

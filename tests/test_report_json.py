@@ -5,15 +5,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
+from pathlib import Path
 
 import pytest
-
 from report_fixtures import hostile_record, realistic_record
+
 from robustcheck import record as rec
+from robustcheck.figures import FIGURES, GradientMaskingFigures, RobustAccuracyFigures
 from robustcheck.report import write_reports
 from robustcheck.report.json_report import (
-    RecordValidationError, dumps, load_schema, to_plain, validate, validation_errors, write_json,
+    RecordValidationError,
+    dumps,
+    json_ready,
+    load_schema,
+    validate,
+    validation_errors,
+    write_json,
 )
+from robustcheck.typed_data import PlainDataError
+
+V1_RECORD = Path(__file__).parent / "data" / "record-v1.json"
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -25,7 +37,8 @@ def test_written_record_validates_and_round_trips(tmp_path):
     assert validation_errors(data) == []
     jsonschema.Draft202012Validator.check_schema(load_schema())
     again = rec.load_record(path)
-    assert again.to_dict() == to_plain(record)
+    assert json_ready(again) == json_ready(record)
+    assert again == record
     assert again.models[1].findings[0].severity == "error"
     assert [m.name for m in again.models] == ["baseline", "distilled", "distilled-softmax"]
 
@@ -37,7 +50,7 @@ def test_nan_and_infinity_are_written_as_null(tmp_path):
     attack.min_distances[:2] = [float("inf"), float("nan")]
     attack.distortion[0].mean = float("-inf")
     record.models[0].counterexamples[0].distances["l2"] = float("inf")
-    record.models[0].items[0].figures["ratio"] = float("nan")
+    record.models[0].items[0].figures.clean_accuracy = float("nan")
     path = write_json(record, tmp_path / "r.json")
     text = path.read_text(encoding="utf-8")
     for token in ("NaN", "Infinity"):
@@ -54,15 +67,18 @@ def test_nan_and_infinity_are_written_as_null(tmp_path):
 def test_numpy_values_become_plain_json(tmp_path):
     np = pytest.importorskip("numpy")
     record = realistic_record(tmp_path)
-    record.models[0].items[0].figures.update(count=np.int64(3), acc=np.float32(0.5), arr=np.arange(3),
-                                             bad=np.float64("nan"))
+    record.models[0].attacks[0].params.update(count=np.int64(3), acc=np.float32(0.5), arr=np.arange(3),
+                                              bad=np.float64("nan"))
     data = json.loads(write_json(record, tmp_path / "r.json").read_text())
-    assert data["models"][0]["items"][0]["figures"] == {**data["models"][0]["items"][0]["figures"],
-                                                        "count": 3, "acc": 0.5, "arr": [0, 1, 2], "bad": None}
+    assert data["models"][0]["attacks"][0]["params"] == {**data["models"][0]["attacks"][0]["params"],
+                                                         "count": 3, "acc": 0.5, "arr": [0, 1, 2], "bad": None}
 
 
 @pytest.mark.parametrize("mutate, where", [
-    (lambda d: d.update(schema_version=2), "schema_version"),
+    (lambda d: d.update(schema_version=3), "schema_version"),
+    (lambda d: d.update(verdict="fine"), "run verdict"),
+    (lambda d: d["models"][0]["items"][2].update(figures={"attack": "cw-l2"}), "figures of the item's kind"),
+    (lambda d: d["models"][0]["items"][1]["figures"].update(clean_accuracy=3), "clean_accuracy"),
     (lambda d: d.pop("run"), "run"),
     (lambda d: d["models"][0]["items"][0].update(verdict="maybe"), "verdict"),
     (lambda d: d["models"][1]["findings"][0].update(severity="fatal"), "severity"),
@@ -74,7 +90,7 @@ def test_numpy_values_become_plain_json(tmp_path):
     (lambda d: d["run"].update(seed="zero"), "seed"),
 ])
 def test_invalid_records_fail_validation(tmp_path, mutate, where):
-    data = to_plain(realistic_record(tmp_path))
+    data = json_ready(realistic_record(tmp_path))
     mutate(data)
     errors = validation_errors(data)
     assert errors, f"schema accepted a record with a bad {where}"
@@ -103,19 +119,104 @@ def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["robustcheck.json"]
 
 
-def test_schema_covers_every_record_field():
-    """record.py and record.schema.json must change together: every field is described and required."""
+def _record_classes() -> set[type]:
+    """Every dataclass reachable from RunRecord and ItemOutcome through type hints (figures included)."""
+    seen: set[type] = set()
+    todo: list[typing.Any] = [rec.RunRecord, rec.ItemOutcome, *FIGURES.values()]
+    while todo:
+        hint = todo.pop()
+        if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+            if hint not in seen:
+                seen.add(hint)
+                todo += typing.get_type_hints(hint).values()
+        else:
+            todo += typing.get_args(hint)
+    return seen
+
+
+def _refs(node: typing.Any) -> set[str]:
+    if isinstance(node, dict):
+        out = {node["$ref"].split("/")[-1]} if "$ref" in node else set()
+        for value in node.values():
+            out |= _refs(value)
+        return out
+    if isinstance(node, list):
+        return set().union(*map(_refs, node)) if node else set()
+    return set()
+
+
+def test_schema_and_dataclasses_are_in_step():
+    """Every record dataclass has a $defs entry of its name with exactly its fields (and derived
+    properties), all required; a field holding dataclasses refers to their $defs; every item kind's
+    figures class is the one the schema names for that kind."""
     schema = load_schema()
     defs = schema["$defs"]
-    pairs = {rec.RunRecord: schema, rec.RunInfo: defs["run"], rec.ModelRecord: defs["model"],
-             rec.ItemRecord: defs["item"], rec.AttackRecord: defs["attack"], rec.Distortion: defs["distortion"],
-             rec.CurvePoint: defs["curvePoint"], rec.Counterexample: defs["counterexample"],
-             rec.FindingRecord: defs["finding"], rec.BaselineDelta: defs["baselineDelta"]}
-    for cls, sub in pairs.items():
-        fields = {f.name for f in dataclasses.fields(cls)}
-        assert set(sub["properties"]) == fields, cls.__name__
-        assert set(sub["required"]) == fields, cls.__name__
+    for cls in _record_classes() - {rec.ItemOutcome, rec.ModelInfo}:  # transport only, not in the file
+        sub = schema if cls is rec.RunRecord else defs[cls.__name__]
+        names = {f.name for f in dataclasses.fields(cls)} | set(getattr(cls, "__derived__", ()))
+        assert set(sub["properties"]) == names, cls.__name__
+        assert set(sub["required"]) == names, cls.__name__
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            nested = {c.__name__ for c in _record_classes() if c.__name__ in str(hints[f.name])}
+            if f.name != "figures":
+                assert _refs(sub["properties"][f.name]) - {"number", "fraction", "count", "verdict", "severity",
+                                                           "norm", "plain"} == nested, (cls.__name__, f.name)
+    kinds = {rule["if"]["properties"]["kind"]["const"]: _refs(rule["then"]) for rule in defs["ItemRecord"]["allOf"]}
+    assert kinds == {kind: {cls.__name__} for kind, cls in FIGURES.items()}
     assert schema["properties"]["schema_version"]["const"] == rec.SCHEMA_VERSION
+
+
+def test_record_rebuilds_from_json_by_type_hints(tmp_path):
+    record = realistic_record(tmp_path)
+    again = rec.RunRecord.from_json(dumps(record))
+    assert again == record
+    masking = next(i for i in again.models[1].items if i.kind == "gradient-masking")
+    assert isinstance(masking.figures, GradientMaskingFigures) and masking.figures.errors == 2
+    assert again.to_dict()["verdict"] == record.verdict == "failed"
+
+
+def test_unknown_keys_are_ignored_and_wrong_types_named(tmp_path):
+    data = json_ready(realistic_record(tmp_path))
+    data["future_key"] = 1
+    data["models"][0]["items"][0]["figures"]["future_figure"] = 2.5
+    data["models"][0]["items"].append({**data["models"][0]["items"][0], "kind": "certified-accuracy",
+                                       "figures": {"anything": 1}})
+    again = rec.RunRecord.from_dict(data)
+    assert again.models[0].items[-1].figures is None  # a kind this version does not know
+    k, clean = next((k, i) for k, i in enumerate(data["models"][0]["items"]) if i["kind"] == "clean-accuracy")
+    clean["figures"]["clean_accuracy"] = "high"
+    with pytest.raises(PlainDataError, match=rf"models\[0\]\.items\[{k}\]\.figures\.clean_accuracy: expected a number"):
+        rec.RunRecord.from_dict(data)
+    del clean["figures"]["clean_accuracy"]
+    with pytest.raises(PlainDataError, match="missing key 'clean_accuracy'"):
+        rec.RunRecord.from_dict(data)
+    with pytest.raises(PlainDataError, match="schema version 7"):
+        rec.RunRecord.from_dict({**data, "schema_version": 7})
+
+
+def test_item_outcome_round_trips_as_plain_json(tmp_path):
+    record = realistic_record(tmp_path)
+    model = record.models[1]
+    info = rec.ModelInfo(**{f.name: getattr(model, f.name) for f in dataclasses.fields(rec.ModelInfo)})
+    outcome = rec.ItemOutcome(item=model.items[2], model=info, attacks=model.attacks[:1],
+                              counterexamples=model.counterexamples[:2], findings=model.findings,
+                              baseline=record.baseline[:1])
+    data = json.loads(json.dumps(outcome.to_dict()))  # what execnet can carry
+    assert rec.ItemOutcome.from_dict(data) == outcome
+
+
+def test_version_1_records_are_read_for_baselines():
+    record = rec.load_record(V1_RECORD)
+    assert record.schema_version == rec.SCHEMA_VERSION
+    figures = {(m.name, i.name): i.figures for m in record.models for i in m.items}
+    gate = figures[("baseline", "robust-accuracy[cw-l2@1]")]
+    assert isinstance(gate, RobustAccuracyFigures) and gate.robust_accuracy == 0.71875 and not gate.targeted
+    masking = figures[("distilled", "gradient-masking")]
+    assert isinstance(masking, GradientMaskingFigures)
+    assert masking.findings == ["vanishing-softmax-gradients", "weak-vs-strong"]
+    assert record.models[2].spec is not None and record.models[2].spec.output.kind == "cut-softmax"
+    assert validation_errors(json_ready(record)) == []
 
 
 def test_hostile_text_is_still_valid_json(tmp_path):
@@ -130,6 +231,6 @@ def test_write_reports_writes_json_then_html(tmp_path):
     assert (tmp_path / "reports" / "robustcheck.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 
-def test_to_plain_keeps_finite_values():
-    data = to_plain({"a": [1.5, math.inf, -0.0], "b": {"c": None, "d": True}})
+def test_json_ready_keeps_finite_values():
+    data = json_ready({"a": [1.5, math.inf, -0.0], "b": {"c": None, "d": True}})
     assert data == {"a": [1.5, None, -0.0], "b": {"c": None, "d": True}}

@@ -9,8 +9,14 @@ traits are class-level data:
   where the attack supports several, e.g. PGD);
 - `needs_replica`: it differentiates the torch replica (False: it queries the oracle only);
 - `stochastic`: its result depends on the seed (a property where a field decides it);
-- the base class: `MinimalNormAttack` searches for the smallest perturbation; `BoundedAttack`
-  searches inside an ε-ball (`epsilon` is a validated field) and its successes must lie within ε.
+- `objective_trace`: its `loss_trace` is an objective that is ≤ 0 exactly where the replica
+  finds the sample adversarial (the C&W family's f), which the silent-success indicator reads;
+- the kind, `minimal_norm`, set by the base class every attack derives from: `MinimalNormAttack`
+  searches for the smallest perturbation; `BoundedAttack` searches inside an ε-ball (`epsilon`
+  is a validated field) and its successes must lie within ε.
+
+The result of a run (`AttackResult`) carries `minimal_norm` and `objective_trace`, so code that
+reads results (diagnostics, records) never guesses an attack's kind from its name.
 
 A subclass implements `run_batch` on one batch and returns candidates in a `BatchOutput`;
 `Attack.run` does the rest once for all attacks: batching, seeding, timing, and the oracle
@@ -34,7 +40,8 @@ from robustcheck.attacks.params import check_value, declared, param
 from robustcheck.attacks.result import EPSILON_SLACK, AttackResult, stack_traces
 from robustcheck.model import Model
 
-# Oracle verification tolerates this much float error on the box edge (tanh round trips).
+#: The one box tolerance: oracle verification (and the dataset's range check) allow this much
+#: float error on the box edge (tanh round trips).
 BOX_TOLERANCE = 1e-6
 
 
@@ -58,6 +65,9 @@ class Attack(ABC):
     norm: ClassVar[str]
     needs_replica: ClassVar[bool] = True
     stochastic: ClassVar[bool] = False
+    objective_trace: ClassVar[bool] = False
+    #: Set by `MinimalNormAttack` (True) and `BoundedAttack` (False); every attack is one of them.
+    minimal_norm: ClassVar[bool]
 
     batch_size: int = param(100, low=1, high=100_000, doc="samples attacked together")
 
@@ -69,6 +79,8 @@ class Attack(ABC):
             setattr(self, key, check_value(self.name, key, getattr(self, key), kind, optional, spec))
         if getattr(self, "norm", None) not in metrics.NORMS:
             raise TypeError(f"{cls} must set the trait `norm` to one of {', '.join(metrics.NORMS)}")
+        if not isinstance(self, (MinimalNormAttack, BoundedAttack)):
+            raise TypeError(f"{cls} must derive from MinimalNormAttack or BoundedAttack (its kind)")
 
     def params(self) -> dict[str, Any]:
         """Hyper-parameters as plain data, in declaration order."""
@@ -125,7 +137,8 @@ class Attack(ABC):
             attack=self.name, norm=self.norm, params=self.params(), x=x, y=y, targets=targets,
             x_adv=x_adv, success=ok, adv_labels=np.where(ok, labels, clean_labels), clean_labels=clean_labels,
             distances=final, replica_disagrees=disagrees, loss_trace=loss_trace,
-            wall_time=time.perf_counter() - start, epsilon=epsilon, extras=extras,
+            wall_time=time.perf_counter() - start, minimal_norm=self.minimal_norm, epsilon=epsilon, extras=extras,
+            objective_trace=self.objective_trace,
         )
 
     @abstractmethod
@@ -150,9 +163,13 @@ class Attack(ABC):
 class MinimalNormAttack(Attack):
     """An attack that searches for the smallest adversarial perturbation in its norm (C&W, EAD, …)."""
 
+    minimal_norm: ClassVar[bool] = True
+
 
 @dataclass(kw_only=True)
 class BoundedAttack(Attack):
     """An attack that searches inside the ε-ball of its norm; only successes within ε count."""
+
+    minimal_norm: ClassVar[bool] = False
 
     epsilon: float = param(0.3, low=0.0, low_open=True, doc="radius of the ball, in the model's input units")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -91,7 +92,9 @@ def succeeded(z: torch.Tensor, classes: torch.Tensor, targeted: bool, kappa: flo
 class ObjectiveAttack(MinimalNormAttack):
     """A C&W-family attack: it minimises a distance plus c·f(x′) with f one of the objectives
     above. The hyper-parameters every such attack shares (subclasses re-declare defaults with
-    `params.override`)."""
+    `params.override`). Their loss trace is f, ≤ 0 where the replica finds success."""
+
+    objective_trace: ClassVar[bool] = True
 
     max_iterations: int = param(1000, low=1, high=MAX_ITERATIONS, doc="optimiser iterations per descent")
     learning_rate: float = param(1e-2, low=0.0, low_open=True, doc="the optimiser's (initial) step size")

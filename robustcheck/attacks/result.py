@@ -40,9 +40,13 @@ class AttackResult:
     loss_trace: np.ndarray | None
     #: Seconds for the whole run that produced these rows (a `select` keeps the run's time).
     wall_time: float
+    #: The attack's kind: a `MinimalNormAttack` (True; no ε) or a `BoundedAttack` (False; `epsilon` set).
+    minimal_norm: bool
     epsilon: float | None = None
     #: Per-sample extras of the attack (e.g. the final c of C&W), one row per sample.
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The attack's `objective_trace` trait: `loss_trace` ≤ 0 where the replica saw success.
+    objective_trace: bool = False
 
     def __len__(self) -> int:
         return len(self.success)
@@ -82,7 +86,8 @@ class AttackResult:
             distances={k: pick(v) for k, v in self.distances.items()},
             replica_disagrees=pick(self.replica_disagrees),
             loss_trace=None if self.loss_trace is None else pick(self.loss_trace),
-            wall_time=self.wall_time, epsilon=self.epsilon, extras={k: pick(v) for k, v in self.extras.items()},
+            wall_time=self.wall_time, minimal_norm=self.minimal_norm, epsilon=self.epsilon,
+            extras={k: pick(v) for k, v in self.extras.items()}, objective_trace=self.objective_trace,
         )
 
 

@@ -11,8 +11,8 @@ Public entry points:
 - `write_reports(record, json_path, html_path)` → writes both files (JSON validated first)
 - `robustcheck.report.json_report.write_json(record, path)`
 - `robustcheck.report.html.write_html(record, path)` / `render_html(record)`
-- `robustcheck.report.console.make_console(...)`, `render_summary(...)`, `render_header(...)`,
-  `progress(...)`
+- `robustcheck.report.terminal.make_console(...)`, `progress(...)`
+- `robustcheck.report.console.render_summary(...)`, `render_header(...)`
 - `robustcheck.report.images.write_counterexample_png(...)`
 """
 
@@ -23,6 +23,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from robustcheck.figures import RobustAccuracyFigures
+from robustcheck.record import SEVERITY_ORDER
 
 if TYPE_CHECKING:
     from robustcheck.record import ModelRecord, RunRecord
@@ -102,15 +105,14 @@ def summarize(record: RunRecord) -> Summary:
         for col in robust:
             if col not in columns:
                 columns.append(col)
-        findings = {s: sum(f.severity == s for f in model.findings) for s in ("error", "warning", "info")}
+        findings: dict[str, int] = {s: sum(f.severity == s for f in model.findings) for s in SEVERITY_ORDER}
         items: dict[str, int] = {}
         for item in model.items:
             items[item.verdict] = items.get(item.verdict, 0) + 1
-        verdict = "error" if model.error else model.verdict
         models.append(ModelSummary(
-            name=model.name, verdict=verdict, error=model.error, clean_accuracy=_num(model.clean_accuracy),
+            name=model.name, verdict=model.verdict, error=model.error, clean_accuracy=_num(model.clean_accuracy),
             robust=robust,
-            distortions=[(a.attack, a.norm, _median(a)) for a in model.attacks if a.epsilon is None],
+            distortions=[(a.attack, a.norm, _median(a)) for a in model.attacks if a.minimal_norm],
             findings=findings, finding_ids=[f.id for f in model.findings], items=items,
             counterexamples=len(model.counterexamples), anchor=anchor(model.name, index),
         ))
@@ -120,25 +122,17 @@ def summarize(record: RunRecord) -> Summary:
         for verdict, n in m.items.items():
             totals[verdict] = totals.get(verdict, 0) + n
     regressions = sum(d.regressed for d in record.baseline)
-    verdicts = {m.verdict for m in models}
-    overall = next((v for v in ("error", "failed", "passed") if v in verdicts), "skipped")
-    if regressions and overall == "passed":
-        overall = "failed"
-    return Summary(columns, models, overall, totals, regressions)
+    return Summary(columns, models, record.verdict, totals, regressions)
 
 
 def _robust_figures(model: ModelRecord) -> dict[RobustColumn, RobustFigure]:
     out: dict[RobustColumn, RobustFigure] = {}
     for item in model.items:
         f = item.figures
-        if item.kind != "robust-accuracy" or "robust_accuracy" not in f:
+        if not isinstance(f, RobustAccuracyFigures) or not math.isfinite(f.epsilon):
             continue
-        try:
-            col = RobustColumn(str(f.get("attack", "?")), str(f.get("norm", "?")), float(f["epsilon"]),
-                               "targeted" in item.name)
-        except (KeyError, TypeError, ValueError):
-            continue
-        out[col] = RobustFigure(_num(f.get("robust_accuracy")), _num(f.get("min")), item.verdict)
+        col = RobustColumn(f.attack, f.norm, f.epsilon, f.targeted)
+        out[col] = RobustFigure(_num(f.robust_accuracy), _num(f.min), item.verdict)
     for attack in model.attacks:
         # A bounded attack's curve ends at its ε: that point is the robust accuracy it measured.
         if attack.epsilon is None or not attack.curve:

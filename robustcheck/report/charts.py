@@ -16,7 +16,8 @@ from __future__ import annotations
 import io
 import math
 import re
-from typing import TYPE_CHECKING, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from robustcheck.record import AttackRecord
@@ -85,7 +86,7 @@ def robustness_curves_svg(attacks: Sequence[AttackRecord], *, epsilons: Iterable
                 continue
             colour = colours.get(attack.attack, PALETTE[0])
             label = _text(_attack_label(attack))
-            if attack.epsilon is not None or len(xs) <= 2:
+            if not attack.minimal_norm or len(xs) <= 2:
                 # A bounded attack measures one ε: show the measured points, not a fake curve.
                 ax.plot(xs, ys, color=colour, linestyle="--", linewidth=1.2, marker="o", markersize=4, label=label)
             else:
@@ -110,14 +111,14 @@ def distortion_histograms_svg(attacks: Sequence[AttackRecord], *, colours: dict[
     found = [a for a in attacks if any(_finite(d) for d in a.min_distances)]
     # A bounded attack (FGSM, PGD) stops anywhere inside its ε-ball: its distances are not minimal.
     # Show it only for a norm no minimum-seeking attack covers.
-    searched = {a.norm for a in found if a.epsilon is None}
-    groups = _by_norm([a for a in found if a.epsilon is None or a.norm not in searched])
+    searched = {a.norm for a in found if a.minimal_norm}
+    groups = _by_norm([a for a in found if a.minimal_norm or a.norm not in searched])
     if not groups:
         return None
     colours = colours or colour_map(a.attack for a in attacks)
     fig, axes = _figure(len(groups), height=2.8 if len(groups) == 1 else 2.3)  # a lone panel pairs with a curve
     for ax, (norm, group) in zip(axes, groups):
-        values = [[float(d) for d in a.min_distances if _finite(d)] for a in group]
+        values = [[float(d) for d in a.min_distances if d is not None and _finite(d)] for a in group]
         top = max(max(v) for v in values if v)
         bottom = min(min(v) for v in values if v)
         lo = 0.0 if bottom >= 0 else bottom
@@ -165,19 +166,19 @@ def _by_norm(attacks: Sequence[AttackRecord]) -> list[tuple[str, list[AttackReco
     return ranked[:MAX_PANELS]
 
 
-def _integer_locator():  # type: ignore[no-untyped-def]
+def _integer_locator() -> Any:
     from matplotlib.ticker import MaxNLocator
 
     return MaxNLocator(integer=True)
 
 
-def _percent_formatter():  # type: ignore[no-untyped-def]
+def _percent_formatter() -> Any:
     from matplotlib.ticker import FuncFormatter
 
     return FuncFormatter(lambda v, _pos: f"{v:.0%}")
 
 
-def _figure(panels: int, height: float):  # type: ignore[no-untyped-def]
+def _figure(panels: int, height: float) -> Any:
     from matplotlib.figure import Figure
 
     cols = 2 if panels > 1 else 1
@@ -190,13 +191,13 @@ def _figure(panels: int, height: float):  # type: ignore[no-untyped-def]
     return fig, axes[:panels]
 
 
-def _rc():  # type: ignore[no-untyped-def]
+def _rc() -> Any:
     import matplotlib
 
-    return matplotlib.rc_context(_RC)
+    return matplotlib.rc_context(_RC)  # type: ignore[arg-type]
 
 
-def _svg(fig, id_prefix: str, title: str, *, half: bool = False) -> str:  # type: ignore[no-untyped-def]
+def _svg(fig: Any, id_prefix: str, title: str, *, half: bool = False) -> str:
     from matplotlib.backends.backend_svg import FigureCanvasSVG
 
     FigureCanvasSVG(fig)

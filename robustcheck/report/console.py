@@ -1,20 +1,27 @@
 """The console view: a rich summary table of a run, following pytest's terminal settings.
 
-`make_console` builds the `rich.console.Console` the other helpers write to. Colour is on
-only when asked for (`--color=yes`) or when the output is a terminal and neither `NO_COLOR`
-nor `TERM=dumb` says otherwise; without colour the output is plain text (ASCII table rules,
-no escape codes), which is what CI logs get. Model-supplied text is never parsed as rich
-markup. The progress display exists only on an interactive terminal.
+It writes to the `rich.console.Console` that `terminal.make_console` builds (colour, width
+and quiet mode as pytest has them); without colour the output is plain text (ASCII table
+rules, no escape codes), which is what CI logs get. Model-supplied text is never parsed as
+rich markup.
 """
 
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+from robustcheck.record import is_bad
 from robustcheck.report import (
-    ModelSummary, Summary, display_path, fmt_num, fmt_pct, fmt_seconds, norm_name, summarize,
+    ModelSummary,
+    Summary,
+    display_path,
+    fmt_num,
+    fmt_pct,
+    fmt_seconds,
+    norm_name,
+    summarize,
 )
 
 if TYPE_CHECKING:
@@ -26,92 +33,9 @@ if TYPE_CHECKING:
 #: Above this many robust-accuracy figures, they share one column instead of one column each.
 MAX_ROBUST_COLUMNS = 3
 
-VERDICT_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold red reverse", "skipped": "yellow"}
+VERDICT_STYLE = {"passed": "bold green", "failed": "bold red", "error": "bold red reverse", "skipped": "yellow",
+                 "interrupted": "bold yellow reverse", "incomplete": "bold yellow reverse"}
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
-
-
-class _TerminalWriterFile:
-    """File-like adapter for pytest's TerminalWriter (keeps its line bookkeeping correct)."""
-
-    def __init__(self, tw: Any) -> None:
-        self._tw = tw
-        self._file = getattr(tw, "_file", None)
-
-    def write(self, text: str) -> int:
-        self._tw.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        self._tw.flush()
-
-    def isatty(self) -> bool:
-        return _isatty(self._file)
-
-    @property
-    def encoding(self) -> str:
-        return getattr(self._file, "encoding", None) or "utf-8"
-
-
-def _isatty(file: Any) -> bool:
-    try:
-        return bool(file is not None and file.isatty())
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-def colour_wanted(file: Any, color: bool | None, environ: dict[str, str] | None = None) -> bool:
-    """pytest's rule: --color=yes/no wins; else PY_COLORS, NO_COLOR, FORCE_COLOR, then a TTY that is not dumb."""
-    if color is not None:
-        return color
-    env = os.environ if environ is None else environ
-    if env.get("PY_COLORS") in ("0", "1"):
-        return env["PY_COLORS"] == "1"
-    if env.get("NO_COLOR"):
-        return False
-    if env.get("FORCE_COLOR"):
-        return True
-    return _isatty(file) and env.get("TERM") != "dumb"
-
-
-def make_console(file: Any = None, *, color: bool | None = None, width: int | None = None,
-                 quiet: bool = False) -> Console:
-    """A rich Console for robustcheck's terminal output.
-
-    `file`: a text stream or pytest's TerminalWriter (default: sys.stdout). `color`: True for
-    `--color=yes`, False for `--color=no`, None to decide from the environment and the stream.
-    `width`: columns to wrap to (default: the TerminalWriter's width, else rich's detection).
-    `quiet`: pytest's `-q`: `render_summary` prints one line per model instead of a table.
-    """
-    import sys
-
-    from rich.console import Console
-
-    if file is None:
-        file = sys.stdout
-    if hasattr(file, "fullwidth") and hasattr(file, "_file"):  # pytest's TerminalWriter
-        if width is None:
-            width = int(file.fullwidth)
-        if color is None:
-            color = bool(getattr(file, "hasmarkup", False))
-        file = _TerminalWriterFile(file)
-    tty = _isatty(file)
-    colour = colour_wanted(file, color)
-    interactive = tty and os.environ.get("TERM") != "dumb" and not os.environ.get("CI")
-    console = Console(
-        file=file,
-        width=width,
-        force_terminal=colour,
-        force_interactive=interactive,
-        color_system=("auto" if tty else "standard") if colour else None,
-        no_color=not colour,
-        highlight=False,
-        markup=False,
-        emoji=False,
-        legacy_windows=False,
-        soft_wrap=False,
-    )
-    console.robustcheck_quiet = quiet  # type: ignore[attr-defined]
-    return console
 
 
 def render_header(models: Sequence[Any] | int, profile: str, seed: int) -> str:
@@ -176,8 +100,11 @@ def render_summary(record: RunRecord, *, console: Console, html_path: Any = None
                 what = f"{fmt_num(d.baseline)} → {fmt_num(d.current)}"
             note = f"; {d.note}" if d.note else ""
             console.print(Text(f"  {d.model} {d.metric}: {what}{note}"))
-    if record.run.interrupted:
+    if record.verdict == "interrupted":
         console.print(Text("run interrupted: the figures above are partial", style="bold yellow"))
+    elif record.verdict == "incomplete":
+        console.print(Text(f"run incomplete: {record.items_recorded} of {record.run.items_collected} checks recorded; "
+                           "the figures above are partial", style="bold yellow"))
     if html_path is not None:
         line = Text("HTML report: ", style="bold")
         line.append(display_path(html_path))
@@ -186,43 +113,6 @@ def render_summary(record: RunRecord, *, console: Console, html_path: Any = None
         line = Text("JSON record: ", style="bold")
         line.append(display_path(json_path))
         console.print(line)
-
-
-@contextmanager
-def progress(console: Console, total: int | None, description: str) -> Iterator[Any]:
-    """A transient progress bar for a long attack, shown only on an interactive terminal.
-
-    Yields an object with `advance(n=1)` and `update(completed)`; elsewhere (CI, pipes,
-    `TERM=dumb`) both do nothing and nothing is printed.
-    """
-    if not console.is_interactive or not console.is_terminal:
-        yield _NoProgress()
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield _Progress(bar, task)
-
-
-class _NoProgress:
-    def advance(self, n: float = 1) -> None:
-        pass
-
-    def update(self, completed: float) -> None:
-        pass
-
-
-class _Progress:
-    def __init__(self, bar: Any, task: Any) -> None:
-        self._bar, self._task = bar, task
-
-    def advance(self, n: float = 1) -> None:
-        self._bar.advance(self._task, n)
-
-    def update(self, completed: float) -> None:
-        self._bar.update(self._task, completed=completed)
 
 
 # -- pieces ---------------------------------------------------------------------------------
@@ -304,7 +194,7 @@ def _robust_cell(m: ModelSummary, col: Any) -> Text:
     fig = m.robust.get(col)
     if fig is None:
         return Text("—", style="dim")
-    style = "red" if fig.verdict in ("failed", "error") else ""
+    style = "red" if is_bad(fig.verdict or "") else ""
     text = Text(fmt_pct(fig.value), style=style)
     if fig.minimum is not None:
         text.append(f"\nmin {fmt_pct(fig.minimum, 0)}", style="dim")
@@ -322,7 +212,7 @@ def _robust_lines(m: ModelSummary, summary: Summary) -> Text:
         if text:
             text.append("\n")
         text.append(f"{col.label}: ")
-        text.append(fmt_pct(fig.value), style="red" if fig.verdict in ("failed", "error") else "")
+        text.append(fmt_pct(fig.value), style="red" if is_bad(fig.verdict or "") else "")
     return text or Text("—", style="dim")
 
 

@@ -7,9 +7,9 @@ images, as a second line of defence. Jinja2 autoescapes everything: names, metad
 config values and finding text supplied by models or configs are shown as text, never
 interpreted. Only the SVG charts are inserted unescaped, after `charts.clean_svg`.
 
-The page stays small: at most `GALLERY_PER_MODEL` counterexamples per model (smallest
-distortion first, spread over the properties) and `GALLERY_TOTAL` for the whole report; the
-report says how many were left out and where the rest are.
+The page stays small: `gallery.py` shows at most `GALLERY_PER_MODEL` counterexamples per
+model (smallest distortion first, spread over the properties) and `GALLERY_TOTAL` for the
+whole report; the report says how many were left out and where the rest are.
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from robustcheck.figures import ClaimFigures
+from robustcheck.record import is_bad, severity_rank
 from robustcheck.report import Summary, fmt_num, fmt_pct, fmt_seconds, norm_name, summarize
+from robustcheck.report.gallery import GALLERY_PER_MODEL, GALLERY_TOTAL, model_gallery
+from robustcheck.typed_data import to_plain
 
 if TYPE_CHECKING:
-    from robustcheck.record import AttackRecord, Counterexample, ModelRecord, RunRecord
+    from robustcheck.record import AttackRecord, ModelRecord, ModelSpec, RunRecord
 
-GALLERY_PER_MODEL = 12
-GALLERY_TOTAL = 60
 MESSAGE_LIMIT = 6000
 ATTENTION_LIMIT = 40
 TRUNCATED = "\n… (truncated; the full text is in robustcheck.json)"
@@ -38,7 +40,7 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'n
 def write_html(record: RunRecord, path: str | os.PathLike[str]) -> Path:
     """Render the report and write it atomically to `path` (counterexample files are read
     from the paths in the record; relative ones are also looked up next to `path`)."""
-    from robustcheck.record import write_atomic
+    from robustcheck.paths import write_atomic
 
     path = Path(path)
     write_atomic(path, render_html(record, base_dir=path.parent))
@@ -107,7 +109,7 @@ def _attention(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
             out.append({"model": m["name"], "href": m["anchor"], "tag": "error", "label": "not tested",
                         "text": m["error"].splitlines()[0] if m["error"] else ""})
         for c in m["checks"]:
-            if c["verdict"] in ("failed", "error"):
+            if is_bad(c["verdict"]):
                 first = next((line for line in c["message"].splitlines() if line.strip()), "")
                 first = first.removeprefix(f'{m["name"]}: ')
                 out.append({"model": m["name"], "href": c["anchor"], "tag": c["verdict"], "label": c["name"],
@@ -133,6 +135,8 @@ def _run_view(record: RunRecord) -> dict[str, Any]:
         "duration": fmt_seconds(run.duration_s),
         "workers": run.workers,
         "interrupted": run.interrupted,
+        "items_collected": run.items_collected,
+        "items_recorded": record.items_recorded,
         "config_files": list(run.config_files),
         "baseline_file": run.baseline_file,
         "versions": sorted((str(k), str(v)) for k, v in run.versions.items()),
@@ -145,13 +149,13 @@ def _summary_view(summary: Summary) -> dict[str, Any]:
                 "targeted": c.targeted} for c in summary.columns]
     rows = []
     for m in summary.models:
-        cells = []
+        cells: list[dict[str, Any] | None] = []
         for col in summary.columns:
             fig = m.robust.get(col)
             if fig is None:
                 cells.append(None)
                 continue
-            bad = fig.verdict in ("failed", "error")
+            bad = is_bad(fig.verdict or "")
             cells.append({"value": fmt_pct(fig.value), "gate": None if fig.minimum is None else fmt_pct(fig.minimum, 0),
                           "bad": bad, "from_item": fig.verdict is not None})
         total = sum(m.items.values())
@@ -183,18 +187,11 @@ def _model_view(model: ModelRecord, anchor: str, index: int, colours: dict[str, 
                 base_dir: Path | None, pictures: dict[tuple[Any, ...], Any], markup: Any) -> dict[str, Any]:
     from robustcheck.report import charts
 
-    spec = model.spec if isinstance(model.spec, dict) else {}
-    inp = spec.get("input") if isinstance(spec.get("input"), dict) else {}
-    out = spec.get("output") if isinstance(spec.get("output"), dict) else {}
-    warnings = spec.get("warnings") or []
-    epsilons = []
-    for item in model.items:
-        f = item.figures
-        if item.kind in ("robust", "robust-accuracy") and "norm" in f and "epsilon" in f:
-            try:
-                epsilons.append((str(f["norm"]), float(f["epsilon"])))
-            except (TypeError, ValueError):
-                pass
+    spec = model.spec
+    inp = None if spec is None else spec.input
+    out = None if spec is None else spec.output
+    epsilons = [(i.figures.norm, i.figures.epsilon) for i in model.items
+                if isinstance(i.figures, ClaimFigures) and math.isfinite(i.figures.epsilon)]
     curves = hist = None
     chart_error = None
     if model.attacks:
@@ -204,8 +201,8 @@ def _model_view(model: ModelRecord, anchor: str, index: int, colours: dict[str, 
             hist = charts.distortion_histograms_svg(model.attacks, colours=colours, id_prefix=f"m{index}h")
         except Exception as exc:  # a chart must never cost the whole report
             chart_error = f"charts could not be drawn: {type(exc).__name__}: {exc}"
-    gallery, notes = _gallery(model, inp, budget, base_dir, pictures)
-    findings = sorted(model.findings, key=lambda f: ({"error": 0, "warning": 1}.get(f.severity, 2), f.id))
+    gallery, notes = model_gallery(model, inp, budget, base_dir, pictures)
+    findings = sorted(model.findings, key=lambda f: (severity_rank(f.severity), f.id))
     return {
         "name": model.name,
         "anchor": anchor,
@@ -215,12 +212,12 @@ def _model_view(model: ModelRecord, anchor: str, index: int, colours: dict[str, 
         "error": model.error,
         "clean": fmt_pct(model.clean_accuracy),
         "samples": model.samples,
-        "input": {"name": inp.get("name"), "shape": _value(inp.get("shape")), "dtype": inp.get("dtype"),
-                  "layout": inp.get("layout") or "—", "range": _value(inp.get("range"))} if inp else None,
-        "output": {"name": out.get("name"), "kind": out.get("kind"), "classes": out.get("classes"),
-                   "cut_node": out.get("cut_node")} if out else None,
-        "spec_facts": _spec_facts(spec),
-        "warnings": [str(w) for w in warnings] if isinstance(warnings, list) else [],
+        "input": {"name": inp.name, "shape": _value(inp.shape), "dtype": inp.dtype,
+                  "layout": inp.layout or "—", "range": _value(inp.range)} if inp else None,
+        "output": {"name": out.name, "kind": out.kind, "classes": out.classes,
+                   "cut_node": out.cut_node} if out else None,
+        "spec_facts": [] if spec is None else _spec_facts(spec),
+        "warnings": [] if spec is None else list(spec.warnings),
         "checks": [_item_view(i, f"{anchor}-check-{k}") for k, i in enumerate(model.items)],
         "findings": [_finding_view(f, f"{anchor}-finding-{k}") for k, f in enumerate(findings)],
         "finding_errors": sum(f.severity == "error" for f in findings),
@@ -234,7 +231,7 @@ def _model_view(model: ModelRecord, anchor: str, index: int, colours: dict[str, 
         "gallery_entries": sum(card["entries"] for card in gallery),
         "counterexamples_total": len(model.counterexamples),
         "config": _pretty(model.config),
-        "spec": _pretty(model.spec),
+        "spec": _pretty(to_plain(model.spec)),
     }
 
 
@@ -242,17 +239,15 @@ def _half(svg: str) -> bool:
     return 'class="chart half"' in svg[:400]
 
 
-def _spec_facts(spec: dict[str, Any]) -> list[tuple[str, str]]:
+def _spec_facts(spec: ModelSpec) -> list[tuple[str, str]]:
     facts = []
-    if spec.get("replica") is not None or spec.get("replica_reason"):
-        facts.append(("gradients", f"{spec.get('replica') or 'none'}" +
-                      (f" ({spec['replica_reason']})" if spec.get("replica_reason") else "")))
-    parity = spec.get("parity")
-    if isinstance(parity, dict) and parity:
-        facts.append(("replica parity", ", ".join(f"{k} {_value(v)}" for k, v in parity.items())))
-    ops = spec.get("nondifferentiable_ops")
-    if ops:
-        facts.append(("non-differentiable ops", _value(ops)))
+    if spec.replica is not None or spec.replica_reason:
+        facts.append(("gradients", f"{spec.replica or 'none'}" +
+                      (f" ({spec.replica_reason})" if spec.replica_reason else "")))
+    if spec.parity is not None:
+        facts.append(("replica parity", ", ".join(f"{k} {_value(v)}" for k, v in vars(spec.parity).items())))
+    if spec.nondifferentiable_ops:
+        facts.append(("non-differentiable ops", _value(spec.nondifferentiable_ops)))
     return facts
 
 
@@ -261,8 +256,9 @@ def _item_view(item: Any, anchor: str) -> dict[str, Any]:
     truncated = len(message) > MESSAGE_LIMIT
     return {
         "name": item.name, "kind": item.kind, "nodeid": item.nodeid, "verdict": item.verdict, "anchor": anchor,
+        "bad": is_bad(item.verdict),
         "duration": fmt_seconds(item.duration_s),
-        "figures": [(str(k), _value(v)) for k, v in item.figures.items()],
+        "figures": [] if item.figures is None else [(k, _value(v)) for k, v in vars(item.figures).items()],
         "message": message[:MESSAGE_LIMIT] + (TRUNCATED if truncated else ""),
     }
 
@@ -287,102 +283,6 @@ def _attack_view(a: AttackRecord, colours: dict[str, str]) -> dict[str, Any]:
         "params": [(str(k), _value(v)) for k, v in sorted(a.params.items())],
         "colour": colours.get(a.attack, "#888888"),
     }
-
-
-# -- gallery --------------------------------------------------------------------------------------
-def _gallery(model: ModelRecord, inp: dict[str, Any], budget: list[int], base_dir: Path | None,
-             pictures: dict[tuple[Any, ...], Any]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Up to GALLERY_PER_MODEL cards, smallest distortion first, taking turns between properties.
-
-    The same adversarial example found for several properties is one card naming them all.
-    """
-    chosen = _choose(model.counterexamples, min(GALLERY_PER_MODEL, budget[0]))
-    budget[0] -= len(chosen)
-    layout = inp.get("layout") if inp.get("layout") in ("NCHW", "NHWC") else None
-    rng = inp.get("range")
-    input_range = rng if isinstance(rng, (list, tuple)) and len(rng) == 2 else None
-    cards = [_card(same, layout, input_range, base_dir, pictures) for same in chosen]
-    notes = []
-    left = len(model.counterexamples) - sum(len(same) for same in chosen)
-    if left > 0:
-        why = (f"the report shows at most {GALLERY_PER_MODEL} per model" if len(chosen) == GALLERY_PER_MODEL
-               else f"the report shows at most {GALLERY_TOTAL} in all")
-        notes.append(f"{left} more counterexample{'s' if left != 1 else ''} not shown ({why}, the smallest "
-                     "distortions first); every one is listed in robustcheck.json with its .npz file.")
-    return cards, notes
-
-
-def _choose(counterexamples: list[Counterexample], limit: int) -> list[list[Counterexample]]:
-    if limit <= 0:
-        return []
-    same: dict[tuple[Any, ...], list[Counterexample]] = {}
-    for c in counterexamples:
-        key = (c.attack, c.norm, c.dataset_index, c.target, c.adv_label, round(_distance(c), 6))
-        same.setdefault(key, []).append(c)
-    groups: dict[str, list[list[Counterexample]]] = {}
-    for entry in same.values():
-        groups.setdefault(entry[0].property, []).append(entry)
-    queues = [sorted(g, key=lambda e: _distance(e[0])) for g in groups.values()]
-    out: list[list[Counterexample]] = []
-    while len(out) < limit and any(queues):
-        for q in queues:
-            if q and len(out) < limit:
-                out.append(q.pop(0))
-    return out
-
-
-def _distance(c: Counterexample) -> float:
-    d = c.distances.get(c.norm) if isinstance(c.distances, dict) else None
-    return float(d) if isinstance(d, (int, float)) and math.isfinite(d) else math.inf
-
-
-def _card(same: list[Counterexample], layout: str | None, input_range: Any, base_dir: Path | None,
-          pictures: dict[tuple[Any, ...], Any]) -> dict[str, Any]:
-    from robustcheck.report.images import pictures_from_npz
-
-    c = same[0]
-    images = None
-    problem = None
-    npz = _locate(c.npz, base_dir)
-    if c.npz is None:
-        problem = "no .npz file was saved for this counterexample"
-    elif npz is None:
-        problem = f"{c.npz} not found"
-    else:
-        try:
-            key = (str(npz), layout, None if input_range is None else tuple(input_range))
-            if key not in pictures:
-                pictures[key] = pictures_from_npz(npz, layout, input_range)
-            pics = pictures[key]
-            uris = pics.data_uris()
-            images = {"original": uris["original"], "perturbation": uris["perturbation"],
-                      "adversarial": uris["adversarial"], "width": pics.width, "height": pics.height,
-                      "amplification": None if pics.amplification is None else f"amplified ×{pics.amplification:.2g}"}
-        except Exception as exc:  # a damaged file must not cost the whole report
-            problem = f"{c.npz}: cannot be drawn ({type(exc).__name__}: {exc})"
-    order = ["l0", "l1", "l2", "linf"]
-    distances = sorted(c.distances.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 9)
-    return {
-        "property": ", ".join(dict.fromkeys(x.property for x in same)), "entries": len(same),
-        "attack": c.attack, "norm": norm_name(c.norm),
-        "sample_index": c.sample_index, "dataset_index": c.dataset_index,
-        "true_label": c.true_label, "adv_label": c.adv_label, "target": c.target,
-        "confidence_true": fmt_pct(c.confidence_true), "confidence_adv": fmt_pct(c.confidence_adv),
-        "distances": [(norm_name(k), fmt_num(v, 4), k == c.norm) for k, v in distances],
-        "epsilon": None if c.epsilon is None else f"{c.epsilon:g}",
-        "npz": c.npz, "png": c.png, "reproduce": c.reproduce,
-        "images": images, "problem": problem,
-    }
-
-
-def _locate(name: str | None, base_dir: Path | None) -> Path | None:
-    if not name:
-        return None
-    path = Path(name)
-    candidates = [path]
-    if not path.is_absolute() and base_dir is not None:
-        candidates += [base_dir / path, base_dir / path.name]
-    return next((p for p in candidates if p.is_file()), None)
 
 
 def _when(stamp: str | None) -> str:

@@ -16,9 +16,10 @@ import base64
 import io
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 #: Displayed size (longest side, pixels) that small images are upscaled towards.
 TARGET_SIDE = 112
@@ -84,7 +85,8 @@ def counterexample_pictures(x: Any, x_adv: Any, layout: str | None,
     images = [_to_image(a) for a in (original, delta, adversarial)]
     images = [_resize(im) for im in images]
     pngs = [_png(im) for im in images]
-    return CounterexamplePictures(*pngs, amplification=amplification, width=images[0].width, height=images[0].height)
+    return CounterexamplePictures(pngs[0], pngs[1], pngs[2], amplification=amplification, width=images[0].width,
+                                  height=images[0].height)
 
 
 def pictures_from_npz(path: str | os.PathLike[str], layout: str | None = None,
@@ -96,11 +98,13 @@ def pictures_from_npz(path: str | os.PathLike[str], layout: str | None = None,
     """
     import numpy as np
 
+    from robustcheck.metrics import channel_axis
+
     with np.load(path, allow_pickle=False) as data:
         x, x_adv = data["x"], data["x_adv"]
         if layout is None and "layout" in data.files:
             saved = str(data["layout"])
-            layout = saved if saved in ("NCHW", "NHWC") else None
+            layout = saved if channel_axis(saved) is not None else None
         if input_range is None and "input_range" in data.files:
             input_range = [float(v) for v in np.asarray(data["input_range"]).ravel()[:2]]
     return counterexample_pictures(x, x_adv, layout, input_range)
@@ -111,7 +115,7 @@ def write_counterexample_png(path: str | os.PathLike[str], x: Any, x_adv: Any, l
     """One PNG beside the `.npz`: original | amplified perturbation | adversarial."""
     from PIL import Image
 
-    from robustcheck.record import write_atomic
+    from robustcheck.paths import write_atomic
 
     pics = counterexample_pictures(x, x_adv, layout, input_range)
     panels = [Image.open(io.BytesIO(p)).convert("RGB") for p in (pics.original, pics.perturbation, pics.adversarial)]
@@ -146,8 +150,11 @@ def _to_hwc(arr: Any, layout: str | None) -> Any:
     """Drop batch axes of 1 and bring one sample to (H, W) or (H, W, 3)."""
     import numpy as np
 
+    from robustcheck.metrics import channel_axis
+
     a = np.asarray(arr)
-    if layout in ("NCHW", "NHWC"):
+    axis = channel_axis(layout)  # of a batch; of one sample it is axis - 1
+    if axis is not None:
         while a.ndim > 3:
             a = a[0]  # the batch axis (of 1)
     else:
@@ -160,10 +167,8 @@ def _to_hwc(arr: Any, layout: str | None) -> Any:
             return _vector(a[0])
         return a
     if a.ndim == 3:
-        if layout == "NHWC":
-            hwc = a
-        elif layout == "NCHW":
-            hwc = np.moveaxis(a, 0, -1)
+        if axis is not None:
+            hwc = np.moveaxis(a, axis - 1, -1)
         elif a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
             hwc = np.moveaxis(a, 0, -1)
         else:

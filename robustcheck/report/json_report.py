@@ -15,7 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from robustcheck.record import RunRecord, write_atomic
+from robustcheck.paths import write_atomic
+from robustcheck.record import RunRecord
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "record.schema.json"
 
@@ -24,7 +25,7 @@ class RecordValidationError(ValueError):
     """The record does not match `record.schema.json` (a bug in whatever built it)."""
 
 
-def to_plain(record: RunRecord | dict[str, Any]) -> dict[str, Any]:
+def json_ready(record: RunRecord | dict[str, Any]) -> dict[str, Any]:
     """The record as JSON-ready data: NaN and infinities become None, numpy scalars/arrays plain."""
     data = record.to_dict() if isinstance(record, RunRecord) else record
     return _plain(data)
@@ -32,7 +33,7 @@ def to_plain(record: RunRecord | dict[str, Any]) -> dict[str, Any]:
 
 def dumps(record: RunRecord | dict[str, Any]) -> str:
     """Strict JSON text of the record (never NaN/Infinity tokens)."""
-    return json.dumps(to_plain(record), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return json.dumps(json_ready(record), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 @lru_cache(maxsize=1)
@@ -67,7 +68,7 @@ def write_json(record: RunRecord, path: str | os.PathLike[str], *, check: bool =
 
     Raises RecordValidationError (before anything is written) when the record is invalid.
     """
-    data = to_plain(record)
+    data = json_ready(record)
     if check:
         try:
             validate(data)

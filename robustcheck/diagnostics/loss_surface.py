@@ -18,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from robustcheck import metrics
 from robustcheck.model import Model
 
 
@@ -38,12 +40,9 @@ class JumpScan:
 
 
 def margin_loss(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Best other logit minus the true one, in float64 (positive means misclassified)."""
-    z = logits.astype(np.float64, copy=True)
-    rows = np.arange(len(y))
-    true = z[rows, y].copy()
-    z[rows, y] = -np.inf
-    return z.max(axis=1) - true
+    """−`metrics.margin` in float64: best other logit minus the true one (positive means misclassified)."""
+    z = torch.from_numpy(np.asarray(logits, dtype=np.float64))
+    return (-metrics.margin(z, torch.from_numpy(np.asarray(y, dtype=np.int64)))).numpy()
 
 
 def scan_for_jumps(model: Model, x: np.ndarray, y: np.ndarray, v: np.ndarray, *,

@@ -1,0 +1,92 @@
+"""The figures each kind of item measures, as typed dataclasses; `FIGURES` maps kind → class.
+
+An `ItemRecord` carries one of these, chosen by its `kind`; JSON readers (the reports, a
+baseline comparison, xdist's controller) rebuild the right class from that kind. A new kind
+of item (certified accuracy, a transform property, accuracy under a corruption…) adds its
+figures class here and one entry in `FIGURES`; `record.schema.json` gets a matching `$defs`
+entry (tests/test_report_json.py checks that they agree). Import-light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class CleanAccuracyFigures:
+    """Oracle accuracy over the whole dataset, against the configured gate."""
+
+    clean_accuracy: float
+    dataset_size: int
+    min: float | None = None
+
+
+@dataclass
+class ClaimFigures:
+    """What every claim about an attack at a budget states: attack label, norm, ε, targeted."""
+
+    attack: str
+    norm: str
+    epsilon: float
+    targeted: bool
+
+
+@dataclass
+class RobustAccuracyFigures(ClaimFigures):
+    """Robust accuracy on the first `samples` rows (misclassified rows count as not robust)."""
+
+    robust_accuracy: float
+    min: float
+    samples: int
+    broken: int
+    attack_success_rate: float
+    median_distortion: float | None = None
+
+
+@dataclass
+class RobustPropertyFigures(ClaimFigures):
+    """The Hypothesis property "no verified adversarial example within ε" and what it found."""
+
+    pool: int
+    max_examples: int
+    examples: int
+    replayed: int
+    first_failure_at: int | None = None
+    # Damaged or surplus store entries that were skipped, one line each.
+    store_warnings: list[str] = field(default_factory=list)
+    # The counterexample that failed the property (None when it held).
+    sample: int | None = None
+    dataset_index: int | None = None
+    true_label: int | None = None
+    adv_label: int | None = None
+    distances: dict[str, float] = field(default_factory=dict)
+    counterexamples_found: int = 0
+
+
+@dataclass
+class GradientMaskingFigures:
+    errors: int
+    warnings: int
+    findings: list[str]
+    policy: Literal["fail", "warn"]
+
+
+@dataclass
+class BaselineFigures:
+    in_baseline: bool
+    regressions: int = 0
+
+
+Figures = (
+    CleanAccuracyFigures | RobustAccuracyFigures | RobustPropertyFigures | GradientMaskingFigures | BaselineFigures
+)
+
+#: Item kind → its figures class (the one table; items and JSON readers use it).
+FIGURES: dict[str, type] = {
+    "clean-accuracy": CleanAccuracyFigures,
+    "robust-accuracy": RobustAccuracyFigures,
+    "robust": RobustPropertyFigures,
+    "gradient-masking": GradientMaskingFigures,
+    "baseline": BaselineFigures,
+}
