@@ -93,7 +93,8 @@ def exact_section(n: int, time_limit: float) -> list[str]:
                 times.append(time.perf_counter() - t0)
                 verdicts[v.status] += 1
             summary = ", ".join(f"{k} {c}" for k, c in verdicts.items() if c)
-            lines.append(f"| {solver} | {factor}× exact min | {summary} | {np.median(times):.2f} s | {max(times):.2f} s |")
+            lines.append(f"| {solver} | {factor}× exact min | {summary} | {np.median(times):.2f} s "
+                         f"| {max(times):.2f} s |")
             print(lines[-1], flush=True)
     return lines
 

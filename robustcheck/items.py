@@ -60,9 +60,12 @@ class OnnxFile(pytest.File):
         rc: RobustcheckSession = self.config.stash[SESSION_KEY]
         config = rc.model_config(self.path)
         yield CleanAccuracyItem.from_parent(self, name="clean-accuracy")
+        from robustcheck.certified_items import CertifiedAccuracyItem
+
+        kinds: dict[str, type[RobustcheckItem]] = {"robust": PropertyItem, "robust-accuracy": RobustAccuracyItem,
+                                                   "certified-accuracy": CertifiedAccuracyItem}
         for check in config.checks:
-            cls = PropertyItem if check.type == "robust" else RobustAccuracyItem
-            yield cls.from_parent(self, name=check.id, check=check)
+            yield kinds[check.type].from_parent(self, name=check.id, check=check)
         yield MaskingItem.from_parent(self, name="gradient-masking")
         if rc.baseline is not None:
             yield BaselineItem.from_parent(self, name="baseline")
@@ -251,8 +254,11 @@ class PropertyItem(RobustcheckItem):
             attack=check.attack, norm=check.norm, epsilon=check.epsilon, targeted=check.targeted, pool=len(pool),
             max_examples=rc.profile.examples, examples=int(calls["examples"] or 0), replayed=replayed,
             first_failure_at=calls["first_failure_at"], store_warnings=stored.skipped)
+        from robustcheck.certified_items import with_sample_verdicts
+
         if failed is not None:
-            return self._fail(run, check, failed, searched)
+            return self._fail(run, check, failed, with_sample_verdicts(run, check, searched, failed.index))
+        searched = with_sample_verdicts(run, check, searched)
         attacks = [] if check.targeted else [run.attack_record(check.attack, run.attack_pool(check.attack, check))]
         return Evaluation(searched, attacks=attacks, warnings=stored.skipped)
 

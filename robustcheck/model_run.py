@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from robustcheck.paths import safe_name, write_atomic
 from robustcheck.profiles import Profile
 from robustcheck.properties import counterexample
 from robustcheck.record import AttackRecord, Counterexample, CurvePoint, Distortion
+
+if TYPE_CHECKING:
+    from robustcheck.certify import Certificate
 
 CURVE_POINTS = 25
 MAX_COUNTEREXAMPLES_SAVED = 8
@@ -47,6 +50,7 @@ class ModelRun:
     seed: int
     report_dir: Path
     _cache: dict[tuple[Any, ...], AttackResult] = field(default_factory=dict, repr=False)
+    _certificates: dict[tuple[str, float], Certificate] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -151,6 +155,15 @@ class ModelRun:
         if epsilon is not None:
             broken[self.eval_correct] = result.within(epsilon)
         return metrics.robust_accuracy(self.eval_correct, broken)
+
+    def certificate(self, norm: str, epsilon: float) -> Certificate:
+        """CROWN's certificate for every pool sample within ε (cached; raises NotVerifiable)."""
+        key = (norm, float(epsilon))
+        if key not in self._certificates:
+            from robustcheck.certify import certify
+
+            self._certificates[key] = certify(self.model, self.pool.x, self.pool.y, norm=norm, epsilon=epsilon)
+        return self._certificates[key]
 
     def all_results(self) -> list[AttackResult]:
         return [r for k, r in self._cache.items() if k[-1] == "pool"]

@@ -109,5 +109,6 @@ def folded_interval_bounds(graph: BoundGraph, bounds: Bounds, rows: Tensor) -> T
             pending[name] = pending[name] + part if name in pending else part
     for name, a in pending.items():
         flat = a.reshape(len(a), -1)
-        bias = bias + flat.clamp(min=0) @ bounds.lower[name].reshape(-1) + flat.clamp(max=0) @ bounds.upper[name].reshape(-1)
+        lower, upper = bounds.lower[name].reshape(-1), bounds.upper[name].reshape(-1)
+        bias = bias + flat.clamp(min=0) @ lower + flat.clamp(max=0) @ upper
     return bias

@@ -161,15 +161,15 @@ def _rows_needing_crown(graph: BoundGraph, name: str, low: Tensor, high: Tensor)
     feeds_pool = any(isinstance(c, MaxPoolNode) for c in consumers) or any(
         isinstance(c, ReluNode) and any(isinstance(g, MaxPoolNode) for g in graph.consumers.get(c.name, []))
         for c in consumers)
-    l, u = low.reshape(-1), high.reshape(-1)
+    lo, hi = low.reshape(-1), high.reshape(-1)
     if feeds_pool:
-        mask = u > l
+        mask = hi > lo
         if all(isinstance(c, ReluNode) and c.slope == 0 for c in consumers):
-            mask &= u > 0  # a ReLU that is off everywhere outputs exactly 0
+            mask &= hi > 0  # a ReLU that is off everywhere outputs exactly 0
         return mask
     if any(isinstance(c, ReluNode) for c in consumers):
-        return (l < 0) & (u > 0)
-    return torch.zeros_like(l, dtype=torch.bool)
+        return (lo < 0) & (hi > 0)
+    return torch.zeros_like(lo, dtype=torch.bool)
 
 
 def _tighten(graph: BoundGraph, bounds: Bounds, name: str, selected: Tensor) -> None:

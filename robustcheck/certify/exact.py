@@ -93,7 +93,7 @@ def query(certifier: Certifier, x: np.ndarray, y: int, norm: str, epsilon: float
     h = enc.h
     h.setOptionValue("mip_max_improving_sols", 1)
     unknown = False
-    for j, col in zip(classes, margins):
+    for col in margins:
         remaining = time_limit - (time.perf_counter() - start)
         if remaining <= 0:
             unknown = True
@@ -124,8 +124,8 @@ def query(certifier: Certifier, x: np.ndarray, y: int, norm: str, epsilon: float
             return ExactVerdict("violated", "milp", found, label, dist, enc.binaries, time.perf_counter() - start)
         if unknown:
             break
-    status = "unknown" if unknown else "robust"
-    return ExactVerdict(status, "milp", None, None, None, enc.binaries, time.perf_counter() - start)
+    verdict = "unknown" if unknown else "robust"
+    return ExactVerdict(verdict, "milp", None, None, None, enc.binaries, time.perf_counter() - start)
 
 
 def _branch_and_bound(enc: MilpEncoding, certifier: Certifier, x: np.ndarray, y: int, region: InputSet,

@@ -11,6 +11,7 @@ layer's CROWN bounds are recomputed from the tightened ones.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import highspy
@@ -118,9 +119,9 @@ class MilpEncoding:
             if isinstance(node, ReluNode):
                 assert enc.exact_slope is not None
                 return a * enc.exact_slope, zero
-            assert enc.argmax is not None
+            assert enc.argmax is not None and isinstance(node, MaxPoolNode)
             exact = enc.argmax >= 0
-            rows_in = torch.zeros(len(a), int(np.prod(self.graph.shapes[node.input])), dtype=a.dtype)
+            rows_in = torch.zeros(len(a), math.prod(self.graph.shapes[node.input]), dtype=a.dtype)
             rows_in.index_add_(1, enc.argmax[exact], flat[:, exact])
             return rows_in.reshape((len(a),) + self.graph.shapes[node.input]), zero
 
@@ -128,7 +129,7 @@ class MilpEncoding:
         coeffs = np.zeros((len(rows), self.ncols))
         coeffs[:, self.input_columns] = a_in.reshape(len(rows), -1).numpy()
         for cols, part in recorded:
-            np.add.at(coeffs, (slice(None), cols), part.numpy())
+            coeffs[:, cols] += part.numpy()  # one node's columns are distinct
         return coeffs, bias.numpy()
 
     def tie(self, start: str, index: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:

@@ -223,7 +223,7 @@ def _affine_node(step: Any, ctx: NodeContext, var_pos: list[int], args: list[Any
         return fn(ctx_, full)[0]
 
     zeros = [torch.zeros_like(args[p]) for p in var_pos]
-    offset, vjp_fn = vjp(lambda *vs: forward(list(vs)), *zeros)
+    offset, vjp_fn = vjp(lambda *vs: forward(list(vs)), *zeros)  # type: ignore[misc]  # torch stubs: 2-tuple
     offset = offset.detach()
     batched = vmap(vjp_fn)
 

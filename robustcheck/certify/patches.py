@@ -120,7 +120,8 @@ def _relu_maps(relax: ReluRelaxation) -> Tensor:
     return cached
 
 
-def _geometry(graph: BoundGraph, node: AffineNode | MaxPoolNode, kernel: list[int]) -> tuple[list[int], list[int], list[int]]:
+def _geometry(graph: BoundGraph, node: AffineNode | MaxPoolNode,
+              kernel: list[int]) -> tuple[list[int], list[int], list[int]]:
     ctx = node.ctx
     strides = ints(ctx.attr("strides")) or [1, 1]
     dilations = ints(ctx.attr("dilations")) or [1, 1]

@@ -62,7 +62,8 @@ def main(argv: list[str]) -> int:
         manifest = json.loads(manifest_path.read_text())
         manifest["dataset"] = str(args.dataset)
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-        print(f"wrote {len(correct)} instances to {args.out} (instances.csv, vnnlib/, {manifest['onnx']}, manifest.json)")
+        print(f"wrote {len(correct)} instances to {args.out} "
+              f"(instances.csv, vnnlib/, {manifest['onnx']}, manifest.json)")
         return 0
     except (RobustcheckError, ValueError, OSError) as exc:
         print(f"export-vnnlib: {exc}", file=sys.stderr)
