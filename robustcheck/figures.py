@@ -72,7 +72,7 @@ class RobustPropertyFigures(ClaimFigures):
 
 
 @dataclass
-class Bracket:
+class SampleBracket:
     """One sample: certified radius ≤ the true minimal adversarial distance ≤ the attack's distance."""
 
     sample: int
@@ -104,7 +104,7 @@ class CertifiedAccuracyFigures(ClaimFigures):
     violated: int
     unrefuted: int
     empirical_accuracy: float
-    brackets: list[Bracket] = field(default_factory=list)
+    brackets: list[SampleBracket] = field(default_factory=list)
     bracket_curve: list[BracketPoint] = field(default_factory=list)
     median_certified: float | None = None
     median_attack: float | None = None

@@ -51,7 +51,7 @@ def test_export_writes_logits_model_properties_and_instances(exported) -> None:
         np.testing.assert_allclose([upper[i] for i in range(784)], np.minimum(flat + 0.05, 1.0))
         np.testing.assert_allclose([lower[i] for i in range(784)], np.maximum(flat - 0.05, 0.0))
         y = inst["label"]
-        assert text.count(f">= Y_") == 9 and f"(>= Y_{y} Y_{y})" not in text
+        assert text.count(">= Y_") == 9 and f"(>= Y_{y} Y_{y})" not in text
     assert (exported / "instances.csv").read_text().count("\n") == 3
 
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from robustcheck.figures import Bracket, BracketPoint
+from robustcheck.figures import BracketPoint, SampleBracket
 
 #: Points of the bracket curve (ε grid from 0 to just past the largest bracket end).
 CURVE_POINTS = 25
@@ -38,8 +38,8 @@ def sample_statuses(proven: np.ndarray | None, violated: np.ndarray, where: str)
 
 
 def make_brackets(samples: np.ndarray, dataset_index: np.ndarray, certified: np.ndarray, attack: np.ndarray,
-                  where: str) -> list[Bracket]:
-    """One `Bracket` per sample; `attack` holds inf where the attack failed.
+                  where: str) -> list[SampleBracket]:
+    """One `SampleBracket` per sample; `attack` holds inf where the attack failed.
 
     A certified radius at or beyond a verified adversarial distance is a CertificationContradiction."""
     out = []
@@ -51,11 +51,11 @@ def make_brackets(samples: np.ndarray, dataset_index: np.ndarray, certified: np.
                 f"at distance {a:g}; this is a bug in robustcheck's certifier, please report it")
         upper = a if math.isfinite(a) else None
         ratio = upper / c if upper is not None and c > 0 else None
-        out.append(Bracket(sample=int(s), dataset_index=int(d), certified=c, attack=upper, ratio=ratio))
+        out.append(SampleBracket(sample=int(s), dataset_index=int(d), certified=c, attack=upper, ratio=ratio))
     return out
 
 
-def bracket_curve(brackets: list[Bracket], epsilon: float) -> list[BracketPoint]:
+def bracket_curve(brackets: list[SampleBracket], epsilon: float) -> list[BracketPoint]:
     """Certified and empirical robust accuracy of the bracketed samples over an ε grid that
     reaches past both the claimed `epsilon` and the largest finite bracket end."""
     if not brackets:
