@@ -36,6 +36,8 @@ _LAZY = {
     "verify_exact": "robustcheck.certify",
     "minimal_distance": "robustcheck.certify",
     "NotVerifiable": "robustcheck.certify",
+    "transforms": "robustcheck.transforms",
+    "smallest_transform_failure": "robustcheck.transforms.search",
 }
 
 __all__ = [

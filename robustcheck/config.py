@@ -11,7 +11,8 @@ format (see the README for a full example):
     masking = "fail"                # or "warn"
 
     [[defaults.check]]
-    type = "robust-accuracy"        # or "robust" (no adversarial example within ε)
+    type = "robust-accuracy"        # or "robust" (no adversarial example within ε); "transform" and
+                                    # "accuracy-under": see transforms/checks.py
     attack = "cw-l2"
     epsilon = 1.0
     min = 0.5
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from robustcheck.errors import AttackParamError, ConfigError, RobustcheckError
+from robustcheck.transforms.checks import TRANSFORM_CHECK_TYPES, TransformCheck, parse_transform_check
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -93,7 +95,7 @@ class ModelConfig:
     masking: Literal["fail", "warn"] = "fail"
     baseline_tolerance: float = 0.02
     certify: bool = False
-    checks: tuple[Check, ...] = ()
+    checks: tuple[Check | TransformCheck, ...] = ()
     attacks: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     source: str = ""
 
@@ -111,7 +113,8 @@ class ModelConfig:
             "layout": self.layout, "output": self.output, "samples": self.samples,
             "min_clean_accuracy": self.min_clean_accuracy, "masking": self.masking,
             "baseline_tolerance": self.baseline_tolerance, "certify": self.certify,
-            "checks": [{"id": c.id, "type": c.type, "attack": c.attack, "epsilon": c.epsilon, "min": c.min,
+            "checks": [c.to_dict() if isinstance(c, TransformCheck) else
+                       {"id": c.id, "type": c.type, "attack": c.attack, "epsilon": c.epsilon, "min": c.min,
                         "targeted": c.targeted, "params": dict(c.params)} for c in self.checks],
             "attacks": {name: dict(p) for name, p in self.attacks},
             "source": self.source,
@@ -294,16 +297,19 @@ def _dataset(path: Path, where: str, value: Any) -> DatasetSpec:
     return spec
 
 
-def _check(path: Path, where: str, value: Any) -> Check:
+def _check(path: Path, where: str, value: Any) -> Check | TransformCheck:
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: '{where}' must be a table")
+    if value.get("type") in TRANSFORM_CHECK_TYPES:
+        return parse_transform_check(path, where, value)
     unknown = set(value) - _CHECK_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key '{where}.{sorted(unknown)[0]}' "
                           f"(known: {', '.join(sorted(_CHECK_KEYS))})")
     kind = value.get("type")
     if kind not in CHECK_TYPES:
-        raise ConfigError(f"{path}: '{where}.type' must be one of {', '.join(CHECK_TYPES)}, got {kind!r}")
+        raise ConfigError(f"{path}: '{where}.type' must be one of {', '.join(CHECK_TYPES + TRANSFORM_CHECK_TYPES)}, "
+                          f"got {kind!r}")
     attack = value.get("attack")
     if kind == "certified-accuracy":
         attack = _bracket_attack(path, where, value.get("norm"), attack)

@@ -112,6 +112,50 @@ class CertifiedAccuracyFigures(ClaimFigures):
 
 
 @dataclass
+class TransformPropertyFigures:
+    """The Hypothesis property "no sample changes its label under `transform` up to `max`"
+    (item `robust[rotate@10]`) and the smallest failing magnitude it shrank to."""
+
+    transform: str
+    max: list[float]
+    unit: str
+    pool: int
+    max_examples: int
+    examples: int
+    replayed: int
+    model_calls: int
+    first_failure_level: str | None = None
+    store_warnings: list[str] = field(default_factory=list)
+    # The smallest failure (None when the property held): magnitude per component (JPEG:
+    # 100 − quality), as text, the worst direction's parameters, the sample, labels, confidences.
+    magnitude: list[float] | None = None
+    magnitude_text: str | None = None
+    params: dict[str, float] = field(default_factory=dict)
+    sample: int | None = None
+    dataset_index: int | None = None
+    true_label: int | None = None
+    adv_label: int | None = None
+    confidence_true: float | None = None
+    confidence_adv: float | None = None
+
+
+@dataclass
+class AccuracyUnderFigures:
+    """Accuracy over the evaluation samples when every direction at a fixed level of
+    `transform` must keep the label (item `accuracy-under[rotate@15]`), with the curve at
+    fractions of that level (`curve_levels` in the transformation's units)."""
+
+    transform: str
+    level: list[float]
+    accuracy: float
+    min: float
+    samples: int
+    broken: int
+    curve_levels: list[float] = field(default_factory=list)
+    curve_accuracy: list[float] = field(default_factory=list)
+
+
+@dataclass
 class GradientMaskingFigures:
     errors: int
     warnings: int
@@ -128,6 +172,7 @@ class BaselineFigures:
 Figures = (
     CleanAccuracyFigures | RobustAccuracyFigures | RobustPropertyFigures | GradientMaskingFigures | BaselineFigures
     | CertifiedAccuracyFigures
+    | TransformPropertyFigures | AccuracyUnderFigures
 )
 
 #: Item kind → its figures class (the one table; items and JSON readers use it).
@@ -138,4 +183,6 @@ FIGURES: dict[str, type] = {
     "gradient-masking": GradientMaskingFigures,
     "baseline": BaselineFigures,
     "certified-accuracy": CertifiedAccuracyFigures,
+    "transform": TransformPropertyFigures,
+    "accuracy-under": AccuracyUnderFigures,
 }

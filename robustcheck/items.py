@@ -65,7 +65,12 @@ class OnnxFile(pytest.File):
         kinds: dict[str, type[RobustcheckItem]] = {"robust": PropertyItem, "robust-accuracy": RobustAccuracyItem,
                                                    "certified-accuracy": CertifiedAccuracyItem}
         for check in config.checks:
-            yield kinds[check.type].from_parent(self, name=check.id, check=check)
+            if isinstance(check, Check):
+                yield kinds[check.type].from_parent(self, name=check.id, check=check)
+            else:
+                from robustcheck.transforms.items import TRANSFORM_ITEMS
+
+                yield TRANSFORM_ITEMS[check.type].from_parent(self, name=check.id, transform_check=check)
         yield MaskingItem.from_parent(self, name="gradient-masking")
         if rc.baseline is not None:
             yield BaselineItem.from_parent(self, name="baseline")
@@ -340,7 +345,8 @@ class BaselineItem(RobustcheckItem):
         old_figures = {i.name: i.figures for i in base.items}
         for check in run.config.checks:
             old = old_figures.get(check.id)
-            if check.type != "robust-accuracy" or not isinstance(old, RobustAccuracyFigures):
+            if not isinstance(check, Check) or check.type != "robust-accuracy" or \
+                    not isinstance(old, RobustAccuracyFigures):
                 continue
             before = old.robust_accuracy if math.isfinite(old.robust_accuracy) else None
             now, _ = run.robust_accuracy(check)

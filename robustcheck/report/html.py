@@ -187,21 +187,23 @@ def _delta_view(d: Any) -> dict[str, Any]:
 def _model_view(model: ModelRecord, anchor: str, index: int, colours: dict[str, str], budget: list[int],
                 base_dir: Path | None, pictures: dict[tuple[Any, ...], Any], markup: Any) -> dict[str, Any]:
     from robustcheck.report import charts
+    from robustcheck.report.transform_chart import transform_accuracy_svg
 
     spec = model.spec
     inp = None if spec is None else spec.input
     out = None if spec is None else spec.output
     epsilons = [(i.figures.norm, i.figures.epsilon) for i in model.items
                 if isinstance(i.figures, ClaimFigures) and math.isfinite(i.figures.epsilon)]
-    curves = hist = None
+    curves = hist = transforms = None
     chart_error = None
-    if model.attacks:
-        try:
+    try:
+        if model.attacks:
             curves = charts.robustness_curves_svg(model.attacks, epsilons=epsilons, colours=colours,
                                                   id_prefix=f"m{index}c")
             hist = charts.distortion_histograms_svg(model.attacks, colours=colours, id_prefix=f"m{index}h")
-        except Exception as exc:  # a chart must never cost the whole report
-            chart_error = f"charts could not be drawn: {type(exc).__name__}: {exc}"
+        transforms = transform_accuracy_svg(model.items, id_prefix=f"m{index}t")
+    except Exception as exc:  # a chart must never cost the whole report
+        chart_error = f"charts could not be drawn: {type(exc).__name__}: {exc}"
     gallery, notes = model_gallery(model, inp, budget, base_dir, pictures)
     findings = sorted(model.findings, key=lambda f: (severity_rank(f.severity), f.id))
     return {
@@ -225,6 +227,7 @@ def _model_view(model: ModelRecord, anchor: str, index: int, colours: dict[str, 
         "charts_pair": bool(curves and hist and _half(curves) and _half(hist)),
         "curves": None if curves is None else markup(curves),
         "histograms": None if hist is None else markup(hist),
+        "transform_chart": None if transforms is None else markup(transforms),
         "chart_error": chart_error,
         "attacks": [_attack_view(a, colours) for a in model.attacks],
         "proofs": proof_views(model, f"m{index}b", markup),
