@@ -1,6 +1,7 @@
-"""robustcheck's C&W-L2 and EAD against peer libraries, side by side, verified by onnxruntime.
+"""robustcheck's C&W-L2, EAD and minimal-norm L2 attacks against peer libraries, side by side,
+verified by onnxruntime.
 
-    pip install -c constraints.txt -e '.[bench]' && pip install --no-deps torchattacks==3.5.1
+    pip install -c constraints.txt -e '.[bench]' && pip install --no-deps torchattacks==3.5.1 adv_lib==0.2.8
     python benchmarks/peers.py [--n 100] [--steps 9 --iterations 1000] [--models baseline distilled]
 
 Peers attack the native torch module the ONNX file was exported from (models/mnist_cnn.py +
@@ -9,13 +10,15 @@ and theirs, is judged by onnxruntime: label changed, finite, inside [0, 1]. fool
 zeros image where it fails; such rows are failures here. torchattacks' CW has no binary
 search over c (one c = 1, `iterations` steps); say so when reading its row. ART runs a capped
 budget on the first `--art-n` images (its C&W is plain gradient descent with a line search,
-far slower per iteration); its rows say so.
+far slower per iteration); its rows say so. adv_lib 0.2.8 (imported through peer_libs'
+stand-ins for torchvision and visdom) runs FMN-L2, DDN (continuous, `levels=None`), FAB-L2 and
+PDPGD-L2 at `--iterations` steps, beside robustcheck's FMN-L2, DDN and `min-l2` at the same
+steps. The per-sample ratios to the best of all of them are in benchmarks/minimal_norm.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import platform
 import sys
 import time
@@ -24,16 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _native(name: str) -> torch.nn.Module:
-    spec = importlib.util.spec_from_file_location("mnist_cnn", ROOT / "models" / "mnist_cnn.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    net = module.build_cnn(0.5)
-    net.load_state_dict(torch.load(ROOT / "models" / "weights" / f"{name}.pt"))
-    return net.eval()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peer_libs import ROOT, foolbox_output, import_adv_lib  # noqa: E402
+from peer_libs import native as _native  # noqa: E402
 
 
 def _verify(model, x: np.ndarray, y: np.ndarray, x_adv: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,7 +52,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=9)
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--models", nargs="+", default=["baseline", "distilled"])
-    parser.add_argument("--skip", nargs="*", default=[], help="libraries to skip: foolbox torchattacks art")
+    parser.add_argument("--skip", nargs="*", default=[], help="libraries to skip: foolbox adv_lib torchattacks art")
     parser.add_argument("--art-n", type=int, default=20, help="images ART attacks (it is far slower)")
     parser.add_argument("--art-steps", type=int, default=5)
     parser.add_argument("--art-iterations", type=int, default=100)
@@ -109,10 +105,28 @@ def main() -> None:
                 start = time.perf_counter()
                 raw, _, _ = attack(fmodel, xt, yt, epsilons=None)
                 wall = time.perf_counter() - start
-                adv = raw.numpy()
-                zeros = ~adv.reshape(len(adv), -1).any(axis=1)
-                adv[zeros] = x[zeros]  # foolbox's zeros-on-failure: a failure, not a black image
+                adv = foolbox_output(raw.numpy(), x)  # zeros-on-failure: a failure, not a black image
                 emit(_row(name, label, "foolbox 3.3.4", settings, *_verify(model, x, y, adv), wall))
+        if "adv_lib" not in args.skip and not args.art_only:
+            adv_lib = import_adv_lib()
+            from robustcheck.attacks import DDN, FMN, MinimalNorm
+
+            xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+            steps = args.iterations
+            for label, fn, kw in (("FMN L2", adv_lib.fmn, {"norm": 2, "steps": steps}),
+                                  ("DDN", adv_lib.ddn, {"steps": steps, "levels": None}),
+                                  ("FAB L2", adv_lib.fab, {"norm": 2, "n_iter": steps}),
+                                  ("PDPGD L2", adv_lib.pdpgd, {"norm": 2, "num_steps": steps})):
+                start = time.perf_counter()
+                adv = fn(net, xt, yt, **kw).detach().numpy()
+                wall = time.perf_counter() - start
+                emit(_row(name, label, "adv_lib 0.2.8", f"{steps} steps", *_verify(model, x, y, adv), wall))
+            for label, attack in {"FMN L2": FMN(norm="l2", steps=steps), "DDN": DDN(steps=steps),
+                                  "min-l2 (DDN + FMN)": MinimalNorm(norm="l2", steps=steps)}.items():
+                start = time.perf_counter()
+                result = attack.run(model, x, y)
+                wall = time.perf_counter() - start
+                emit(_row(name, label, "robustcheck", f"{steps} steps", *_verify(model, x, y, result.x_adv), wall))
         if "torchattacks" not in args.skip and not args.art_only:
             import torchattacks
 

@@ -42,6 +42,11 @@ class RobustAccuracyFigures(ClaimFigures):
     broken: int
     attack_success_rate: float
     median_distortion: float | None = None
+    #: Attack label → samples it broke within ε: the check's attack, then the AutoAttack cascade's
+    #: stages on the rest (robustcheck/fixed_epsilon.py); their sum is `broken`.
+    broken_by: dict[str, int] = field(default_factory=dict)
+    #: Minimal-norm ensemble (`min-<norm>`) member → samples whose smallest perturbation it found.
+    winners: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass

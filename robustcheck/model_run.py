@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +24,7 @@ from robustcheck.attacks.base import BOX_TOLERANCE
 from robustcheck.config import Check, ModelConfig
 from robustcheck.data import Dataset, load_dataset
 from robustcheck.errors import DataError
+from robustcheck.fixed_epsilon import WorstCase, worst_case
 from robustcheck.model import Model, load_model
 from robustcheck.paths import safe_name, write_atomic
 from robustcheck.profiles import Profile
@@ -143,10 +145,19 @@ class ModelRun:
                                           targets=targets, seed=seed)
         return self._cache[key]
 
-    def robust_accuracy(self, check: Check) -> tuple[float, AttackResult]:
-        """`metrics.robust_accuracy` on the eval set: correct and no verified adversarial example within ε."""
-        result = self.attack_pool(check.attack, check)
-        return self._robust_accuracy(result, check.epsilon), result
+    def cached_run(self, key: tuple[Any, ...], compute: Callable[[int], AttackResult]) -> AttackResult:
+        """`compute(seed)` once per process under `key` (a run that is not a pool run)."""
+        full = ("run", *key)
+        if full not in self._cache:
+            self._cache[full] = compute(stable_seed(self.seed, self.name, *key))
+        return self._cache[full]
+
+    def robust_accuracy(self, check: Check, *, square: bool = False) -> tuple[float, WorstCase]:
+        """`metrics.robust_accuracy` on the eval set: correct and no verified adversarial example
+        within ε from the check's attack or the AutoAttack cascade after it (fixed_epsilon.py;
+        `square`: finish with Square Attack)."""
+        worst = worst_case(self, check, square=square)
+        return self._robust_accuracy(worst.combined, check.epsilon), worst
 
     def _robust_accuracy(self, result: AttackResult, epsilon: float | None) -> float:
         """Over every eval row (misclassified ones count as not robust); `result` is a pool run

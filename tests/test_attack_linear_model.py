@@ -16,7 +16,18 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from robustcheck.attacks import EAD, PGD, Attack, AttackResult, CarliniWagnerL2, CarliniWagnerLinf
+from robustcheck.attacks import (
+    DDN,
+    EAD,
+    FMN,
+    PGD,
+    APGDMinimal,
+    Attack,
+    AttackResult,
+    CarliniWagnerL2,
+    CarliniWagnerLinf,
+    MinimalNorm,
+)
 from robustcheck.model import Model, load_model
 
 FEATURES = 10
@@ -58,10 +69,23 @@ EXACT = [
     # β large enough that only the dominant feature moves: the elastic net's solution is L1-minimal.
     (EAD(beta=1.0, decision_rule="L1", binary_search_steps=9, max_iterations=1000), "l1", 1.25, 1.03),
     (CarliniWagnerLinf(max_iterations=300), "linf", 1.2, 1.1),
+    # The fast minimal-norm attacks and their ensembles, at reduced budgets, polished on the
+    # segment to x by onnxruntime: within 1.02 of the exact minimum on every sample (measured
+    # 1.0036 at worst, seeds 0-2: the ε-searching APGD-L2, whose last trial stops 0.4% short).
+    *[(FMN(norm=n, steps=100), n, 1.02, 1.02) for n in ("l2", "linf", "l1")],
+    (DDN(steps=100), "l2", 1.02, 1.02),
+    *[(APGDMinimal(norm=n, steps=20), n, 1.02, 1.02) for n in ("l2", "linf")],
+    *[(MinimalNorm(norm=n, steps=50), n, 1.02, 1.02) for n in ("l2", "linf", "l1")],
+    # L1-APGD ("Mind the box") moves the ⌈k⌉ coordinates with the largest gradient by equal
+    # amounts and never fewer than two here (20% of 10 features, then L0/1.5 of its best point):
+    # on 10 features its mass never concentrates on the one dominant weight, so the ε search
+    # ends up to 2.3× above the L1 minimum (median 1.50, seed 0). On 784-pixel images k is a
+    # few hundred and this does not arise; the min-l1 ensemble above is exact.
+    (APGDMinimal(norm="l1", steps=20), "l1", 2.4, 1.55),
 ]
 
 
-@pytest.mark.parametrize(("attack", "norm", "worst", "median"), EXACT, ids=[a.name for a, *_ in EXACT])
+@pytest.mark.parametrize(("attack", "norm", "worst", "median"), EXACT, ids=[f"{a.name}-{n}" for a, n, *_ in EXACT])
 def test_minimal_norm_attacks_find_the_exact_minimal_perturbation(affine, attack: Attack, norm: str,
                                                                   worst: float, median: float) -> None:
     model, x, y, exact = affine

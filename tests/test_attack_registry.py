@@ -91,8 +91,11 @@ sweeps = {sweeps}
 def test_built_in_labels_and_traits() -> None:
     labels = attack_labels()
     assert list(labels)[: len(BUILT_IN)] == BUILT_IN
+    norms = ("linf", "l2", "l1")
+    autoattack = {f"{kind}-{n}" for kind in ("apgd-ce", "apgd-t", "autoattack") for n in norms}
     assert {label for label, spec in labels.items() if spec.bounded} == {"pgd-linf", "pgd-l2", "fgsm-linf",
-                                                                          "random-noise", "square"}
+                                                                          "random-noise", "square", *autoattack}
+    assert all(not labels[f"min-{n}"].bounded and labels[f"min-{n}"].norm == n for n in (*norms, "l0"))
     assert [labels[k].norm for k in ("cw-l2", "ead-en", "pgd-l2", "fgsm-linf", "jsma")] == ["l2", "l1", "l2", "linf",
                                                                                           "l0"]
     pgd = make_attack("pgd-linf", {"epsilon": 0.1})

@@ -17,15 +17,22 @@ import torch
 
 from robustcheck import ReplicaUnavailable, load_model
 from robustcheck.attacks import (
+    APGD,
+    DDN,
     EAD,
     FGSM,
+    FMN,
     JSMA,
     PGD,
+    APGDMinimal,
+    APGDTargeted,
     Attack,
+    AutoAttackCascade,
     BoundedAttack,
     CarliniWagnerL0,
     CarliniWagnerL2,
     CarliniWagnerLinf,
+    MinimalNorm,
     MinimalNormAttack,
     RandomNoise,
     SquareAttack,
@@ -99,6 +106,14 @@ TRAIT_ATTACKS = [
     CarliniWagnerL2(binary_search_steps=1, max_iterations=100, initial_const=10.0, learning_rate=0.1),
     EAD(binary_search_steps=2, max_iterations=30, initial_const=1.0),
     JSMA(gamma=0.05),
+    FMN(norm="linf", steps=20),
+    DDN(steps=20),
+    APGD(epsilon=0.2, steps=10),
+    APGDTargeted(epsilon=0.2, steps=5, target_classes=2),
+    APGDMinimal(norm="l2", steps=5, search_steps=3),
+    MinimalNorm(norm="l2", steps=10),
+    MinimalNorm(norm="l1", steps=10),
+    AutoAttackCascade(epsilon=0.15, min_norm_steps=5, steps=5, target_classes=2),
 ]
 
 

@@ -1,7 +1,8 @@
 """End to end: `pytest --robustcheck models/` on the shipped models, smoke profile.
 
 The demo must tell the truth: the baseline passes every item; both distilled models fail their
-gradient-masking item, with C&W counterexamples recorded for them. One test (one suite run),
+gradient-masking item, with counterexamples of the L2 minimal-norm ensemble (`min-l2`) recorded
+for them. One test (one suite run),
 so that pytest-xdist does not run the suite once per worker.
 """
 
@@ -48,12 +49,14 @@ def test_shipped_suite_tells_the_truth(tmp_path: Path) -> None:
         assert verdicts["clean-accuracy"] == "passed"
         errors = {f["id"] for f in model["findings"] if f["severity"] == "error"}
         assert {"vanishing-softmax-gradients", "weak-vs-strong"} <= errors, errors
-        cw = [a for a in model["attacks"] if a["attack"] == "cw-l2"]
-        assert cw and cw[0]["success_rate"] >= 0.9  # smoke budget; tests/test_attacks.py holds the 100% bar
-        shown = [c for c in model["counterexamples"] if c["attack"] == "cw-l2"]
-        assert shown and all(Path(c["png"]).is_file() for c in shown), "C&W counterexamples are shown"
+        ens = [a for a in model["attacks"] if a["attack"] == "min-l2"]
+        assert ens and ens[0]["success_rate"] >= 0.9  # smoke budget; tests/test_ensembles.py holds the 100% bar
+        shown = [c for c in model["counterexamples"] if c["attack"] == "min-l2"]
+        assert shown and all(Path(c["png"]).is_file() for c in shown), "the ensemble's counterexamples are shown"
+        worst = next(i["figures"] for i in model["items"] if i["kind"] == "robust-accuracy")
+        assert sum(worst["broken_by"].values()) == worst["broken"] and set(worst["winners"]) <= {"ddn", "fmn-l2"}
     assert models["distilled-softmax"]["spec"]["output"]["kind"] == "cut-softmax"
     assert "gradient-masking" in out and "HTML report" in out
     # The masking failure names its smallest counterexample, saved under the run's directory.
-    assert "verified counterexample(s) from the strong attacks; the smallest: cw-l2" in out, out[-3000:]
+    assert "verified counterexample(s) from the strong attacks; the smallest: min-l2" in out, out[-3000:]
     assert "saved: reports/counterexamples/distilled/gradient-masking-sample" in out, out[-3000:]

@@ -37,6 +37,7 @@ import torch
 
 from robustcheck import metrics
 from robustcheck.attacks.params import check_value, declared, param
+from robustcheck.attacks.refine import polish as polish_candidates
 from robustcheck.attacks.result import EPSILON_SLACK, AttackResult, stack_traces
 from robustcheck.model import Model
 
@@ -114,9 +115,15 @@ class Attack(ABC):
             traces.append(out.loss_trace)
             extras_parts.append(out.extras)
         x_cand = np.concatenate(candidates) if candidates else x.copy()
+        x_cand = self.polish(model, x, y, targets, x_cand)
         loss_trace = stack_traces(traces)
         extras = {k: np.concatenate([e[k] for e in extras_parts]) for k in (extras_parts[0] if extras_parts else {})}
         return self._verify(model, x, y, targets, x_cand, loss_trace, extras, start)
+
+    def polish(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+               x_cand: np.ndarray) -> np.ndarray:
+        """Candidates after the attack's forward-only polish (none by default; see MinimalNormAttack)."""
+        return x_cand
 
     def _verify(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None, x_cand: np.ndarray,
                 loss_trace: np.ndarray | None, extras: dict[str, np.ndarray], start: float) -> AttackResult:
@@ -161,7 +168,21 @@ class Attack(ABC):
 
 @dataclass(kw_only=True)
 class MinimalNormAttack(Attack):
-    """An attack that searches for the smallest adversarial perturbation in its norm (C&W, EAD, …)."""
+    """An attack that searches for the smallest adversarial perturbation in its norm (C&W, EAD, …).
+
+    Its candidates are polished by `refine.polish` (bisections towards x judged by onnxruntime:
+    on the segment x → x_adv, after a threshold path for L1 and L0) before verification, unless
+    `refine_steps` is 0 or the attack asks for a confidence margin κ > 0 (which the polish would
+    give away).
+    """
+
+    refine_steps: int = param(16, low=0, high=64, doc="bisection halvings on the segment x → x_adv (0: none)")
+
+    def polish(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+               x_cand: np.ndarray) -> np.ndarray:
+        if self.refine_steps == 0 or float(getattr(self, "confidence", 0.0)) > 0 or not len(x):
+            return x_cand
+        return polish_candidates(model, x, x_cand, y, targets, self.norm, self.refine_steps)[0]
 
     minimal_norm: ClassVar[bool] = True
 

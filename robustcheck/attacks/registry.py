@@ -21,11 +21,17 @@ from importlib.metadata import entry_points
 from types import MappingProxyType
 from typing import Any
 
+from robustcheck.attacks.apgd import APGD, APGDTargeted
+from robustcheck.attacks.apgd_search import APGDMinimal
 from robustcheck.attacks.base import Attack, BoundedAttack
 from robustcheck.attacks.blackbox import RandomNoise, SquareAttack
 from robustcheck.attacks.carlini_wagner import CarliniWagnerL2, CarliniWagnerLinf
 from robustcheck.attacks.carlini_wagner_l0 import CarliniWagnerL0
+from robustcheck.attacks.cascade import AutoAttackCascade
+from robustcheck.attacks.ddn import DDN
 from robustcheck.attacks.ead import EAD
+from robustcheck.attacks.ensemble import MinimalNorm
+from robustcheck.attacks.fmn import FMN
 from robustcheck.attacks.gradient import FGSM, PGD
 from robustcheck.attacks.jsma import JSMA
 from robustcheck.attacks.params import check_value, declared
@@ -160,5 +166,14 @@ for _spec in (
     AttackSpec("jsma", JSMA),
     AttackSpec("random-noise", RandomNoise),
     AttackSpec("square", SquareAttack),
+    # Minimal-norm ensembles (per-sample minimum over members; robustcheck.attacks.ensemble).
+    *(AttackSpec(f"min-{n}", MinimalNorm, {"norm": n}) for n in ("l2", "linf", "l1", "l0")),
+    *(AttackSpec(f"fmn-{n}", FMN, {"norm": n}) for n in ("l0", "l1", "l2", "linf")),
+    AttackSpec("ddn", DDN),
+    *(AttackSpec(f"apgd-min-{n}", APGDMinimal, {"norm": n}) for n in ("linf", "l2", "l1")),
+    # Bounded AutoAttack family: APGD-CE, APGD-T (targeted DLR) and the fixed-ε cascade.
+    *(AttackSpec(f"apgd-ce-{n}", APGD, {"norm": n, "loss": "ce"}) for n in ("linf", "l2", "l1")),
+    *(AttackSpec(f"apgd-t-{n}", APGDTargeted, {"norm": n}) for n in ("linf", "l2", "l1")),
+    *(AttackSpec(f"autoattack-{n}", AutoAttackCascade, {"norm": n}) for n in ("linf", "l2", "l1")),
 ):
     _add(_spec, "robustcheck")

@@ -69,6 +69,13 @@ class RobustFigure:
     value: float | None
     minimum: float | None = None  # the configured gate, when an item measured it
     verdict: str | None = None  # the item's verdict; None when read from an attack record
+    #: Attack label → samples it broke within ε (the worst case: check's attack, then the cascade).
+    broken_by: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def broken_by_text(self) -> str:
+        """"cw-l2 12 · apgd-t 1": the attacks that broke samples, with their counts ("" when none)."""
+        return " · ".join(f"{k} {v}" for k, v in self.broken_by.items() if v)
 
 
 @dataclass
@@ -132,7 +139,7 @@ def _robust_figures(model: ModelRecord) -> dict[RobustColumn, RobustFigure]:
         if not isinstance(f, RobustAccuracyFigures) or not math.isfinite(f.epsilon):
             continue
         col = RobustColumn(f.attack, f.norm, f.epsilon, f.targeted)
-        out[col] = RobustFigure(_num(f.robust_accuracy), _num(f.min), item.verdict)
+        out[col] = RobustFigure(_num(f.robust_accuracy), _num(f.min), item.verdict, dict(f.broken_by))
     for attack in model.attacks:
         # A bounded attack's curve ends at its ε: that point is the robust accuracy it measured.
         if attack.epsilon is None or not attack.curve:

@@ -204,6 +204,8 @@ def _robust_cell(m: ModelSummary, col: Any) -> Text:
     text = Text(fmt_pct(fig.value), style=style)
     if fig.minimum is not None:
         text.append(f"\nmin {fmt_pct(fig.minimum, 0)}", style="dim")
+    if len(fig.broken_by) > 1:  # the cascade ran after the check's attack: say who broke what
+        text.append(f"\n{fig.broken_by_text}", style="dim")
     return text
 
 
@@ -219,6 +221,8 @@ def _robust_lines(m: ModelSummary, summary: Summary) -> Text:
             text.append("\n")
         text.append(f"{col.label}: ")
         text.append(fmt_pct(fig.value), style="red" if is_bad(fig.verdict or "") else "")
+        if len(fig.broken_by) > 1:
+            text.append(f" ({fig.broken_by_text})", style="dim")
     return text or Text("—", style="dim")
 
 

@@ -158,7 +158,8 @@ def _summary_view(summary: Summary) -> dict[str, Any]:
                 continue
             bad = is_bad(fig.verdict or "")
             cells.append({"value": fmt_pct(fig.value), "gate": None if fig.minimum is None else fmt_pct(fig.minimum, 0),
-                          "bad": bad, "from_item": fig.verdict is not None})
+                          "bad": bad, "from_item": fig.verdict is not None,
+                          "broken_by": fig.broken_by_text if len(fig.broken_by) > 1 else ""})
         total = sum(m.items.values())
         ok = m.items.get("passed", 0) + m.items.get("skipped", 0)
         rows.append({
