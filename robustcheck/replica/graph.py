@@ -120,6 +120,11 @@ class OnnxReplica(torch.nn.Module):
                     setattr(self, buffer_name, value)
                 self._const_names[name] = buffer_name
 
+    def graph_view(self) -> tuple[list[_Step], dict[str, Any]]:
+        """The steps in execution order and the constant values they read, for analyses that
+        interpret the same graph (robustcheck.certify). Read-only by convention."""
+        return list(self._steps), {name: getattr(self, b) for name, b in self._const_names.items()}
+
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
         env: dict[str, Any] = {name: getattr(self, b) for name, b in self._const_names.items()}
         env[self.input_name] = x
