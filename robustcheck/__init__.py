@@ -31,6 +31,11 @@ _LAZY = {
     "load_record": "robustcheck.record",
     "attacks": "robustcheck.attacks",
     "strategies": "robustcheck.strategies",
+    "certify": "robustcheck.certify",
+    "certified_radius": "robustcheck.certify",
+    "verify_exact": "robustcheck.certify",
+    "minimal_distance": "robustcheck.certify",
+    "NotVerifiable": "robustcheck.certify",
     "transforms": "robustcheck.transforms",
     "smallest_transform_failure": "robustcheck.transforms.search",
 }

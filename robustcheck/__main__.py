@@ -1,7 +1,7 @@
-"""`python -m robustcheck <command> ...`: a dispatcher over the modules in robustcheck/cli/.
+"""`python -m robustcheck <command> [options]`: one module per command in robustcheck/cli/.
 
-Each command is one module `robustcheck/cli/<command>.py` (dashes become underscores) with a
-`main(argv: list[str]) -> int`; adding a command adds a module, nothing here.
+A command `foo-bar` lives in robustcheck/cli/foo_bar.py, which defines `HELP` (one line) and
+`main(argv: list[str]) -> int`; commands are discovered, so adding one touches no other file.
 """
 
 from __future__ import annotations
@@ -10,24 +10,28 @@ import importlib
 import pkgutil
 import sys
 
-import robustcheck.cli
+from robustcheck import cli
 
 
-def commands() -> list[str]:
-    return sorted(m.name.replace("_", "-") for m in pkgutil.iter_modules(robustcheck.cli.__path__))
+def commands() -> dict[str, str]:
+    """Command name -> module name."""
+    return {info.name.replace("_", "-"): f"robustcheck.cli.{info.name}"
+            for info in pkgutil.iter_modules(cli.__path__) if not info.name.startswith("_")}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     known = commands()
-    if not args or args[0] in ("-h", "--help"):
-        print(f"usage: python -m robustcheck <command> [args]\ncommands: {', '.join(known)}")
-        return 0 if args else 2
-    if args[0] not in known:
-        print(f"robustcheck: unknown command {args[0]!r} (commands: {', '.join(known)})", file=sys.stderr)
-        return 2
-    module = importlib.import_module(f"robustcheck.cli.{args[0].replace('-', '_')}")
-    return int(module.main(args[1:]))
+    if not args or args[0] in ("-h", "--help") or args[0] not in known:
+        lines = ["usage: python -m robustcheck <command> [options]", "", "commands:"]
+        for name, module in sorted(known.items()):
+            lines.append(f"  {name:18} {getattr(importlib.import_module(module), 'HELP', '')}")
+        print("\n".join(lines), file=sys.stderr if args and args[0] not in ("-h", "--help") else sys.stdout)
+        if args and args[0] not in ("-h", "--help"):
+            print(f"\nunknown command {args[0]!r}", file=sys.stderr)
+            return 2
+        return 0
+    return int(importlib.import_module(known[args[0]]).main(args[1:]))
 
 
 if __name__ == "__main__":

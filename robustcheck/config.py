@@ -44,7 +44,9 @@ else:  # pragma: no cover
 
 CONFIG_NAME = "robustcheck.toml"
 
-CHECK_TYPES = ("robust", "robust-accuracy")
+CHECK_TYPES = ("robust", "robust-accuracy", "certified-accuracy")
+#: The minimal-norm attack that gives a certified-accuracy check's brackets their upper end, per norm.
+BRACKET_ATTACKS = {"linf": "cw-linf", "l2": "cw-l2"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class Check:
     @property
     def id(self) -> str:
         eps = f"{self.epsilon:g}"
+        if self.type == "certified-accuracy":
+            return f"{self.type}[{self.norm}@{eps}]"
         suffix = "-targeted" if self.targeted else ""
         return f"{self.type}[{self.attack}{suffix}@{eps}]"
 
@@ -97,6 +101,7 @@ class ModelConfig:
     min_clean_accuracy: float | None = None
     masking: Literal["fail", "warn"] = "fail"
     baseline_tolerance: float = 0.02
+    certify: bool = False
     checks: tuple[Check | TransformCheck, ...] = ()
     attacks: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
     source: str = ""
@@ -118,7 +123,7 @@ class ModelConfig:
             "classes": None if self.classes is None else list(self.classes), "device": self.device,
             "layout": self.layout, "output": self.output, "samples": self.samples,
             "min_clean_accuracy": self.min_clean_accuracy, "masking": self.masking,
-            "baseline_tolerance": self.baseline_tolerance,
+            "baseline_tolerance": self.baseline_tolerance, "certify": self.certify,
             "checks": [c.to_dict() if isinstance(c, TransformCheck) else
                        {"id": c.id, "type": c.type, "attack": c.attack, "epsilon": c.epsilon, "min": c.min,
                         "targeted": c.targeted, "params": dict(c.params)} for c in self.checks],
@@ -158,9 +163,10 @@ _KEYS: dict[str, tuple[type | tuple[type, ...], str]] = {
     "masking": (str, "\"fail\" or \"warn\""),
     "baseline_tolerance": ((int, float), "a number in [0, 1]"),
     "check": (list, "an array of tables [[check]]"),
+    "certify": (bool, "true or false (robust checks also run CROWN: proven / violated / unrefuted)"),
     "attacks": (dict, "a table of attack labels to hyper-parameter tables"),
 }
-_CHECK_KEYS = {"type", "attack", "epsilon", "min", "targeted", "params"}
+_CHECK_KEYS = {"type", "attack", "epsilon", "min", "targeted", "params", "norm"}
 
 
 def load_suite_config(files: list[Path]) -> SuiteConfig:
@@ -323,15 +329,19 @@ def _check(path: Path, where: str, value: Any) -> Check | TransformCheck:
         raise ConfigError(f"{path}: '{where}.type' must be one of {', '.join(CHECK_TYPES + TRANSFORM_CHECK_TYPES)}, "
                           f"got {kind!r}")
     attack = value.get("attack")
+    if kind == "certified-accuracy":
+        attack = _bracket_attack(path, where, value.get("norm"), attack)
+    elif "norm" in value:
+        raise ConfigError(f"{path}: '{where}.norm' applies to certified-accuracy checks only (an attack has its norm)")
     labels = _attack_labels()
     if attack not in labels:
         raise ConfigError(f"{path}: '{where}.attack' must be one of {', '.join(labels)}, got {attack!r}")
     eps = _number(path, f"{where}.epsilon", value.get("epsilon"), "a positive finite number", positive=True)
     minimum = value.get("min")
-    if kind == "robust-accuracy":
-        minimum = _number(path, f"{where}.min", minimum, "a number in [0, 1] for robust-accuracy", low=0.0, high=1.0)
+    if kind in ("robust-accuracy", "certified-accuracy"):
+        minimum = _number(path, f"{where}.min", minimum, f"a number in [0, 1] for {kind}", low=0.0, high=1.0)
     elif minimum is not None:
-        raise ConfigError(f"{path}: '{where}.min' applies to robust-accuracy checks only")
+        raise ConfigError(f"{path}: '{where}.min' applies to robust-accuracy and certified-accuracy checks only")
     targeted = value.get("targeted", False)
     if not isinstance(targeted, bool):
         raise ConfigError(f"{path}: '{where}.targeted' must be true or false, got {targeted!r}")
@@ -341,6 +351,19 @@ def _check(path: Path, where: str, value: Any) -> Check | TransformCheck:
     _validate_attack_params(path, f"{where}.params", attack, params)
     return Check(kind, attack, eps, minimum, targeted,
                  tuple(sorted(params.items())))
+
+
+def _bracket_attack(path: Path, where: str, norm: Any, attack: Any) -> Any:
+    """A certified-accuracy check's norm (required) and its bracket attack (default by norm, same norm)."""
+    if norm not in BRACKET_ATTACKS:
+        raise ConfigError(f"{path}: '{where}.norm' must be one of {', '.join(BRACKET_ATTACKS)}, got {norm!r}")
+    if attack is None:
+        return BRACKET_ATTACKS[norm]
+    from robustcheck.attacks.registry import attack_spec
+
+    if attack in _attack_labels() and attack_spec(attack).norm != norm:
+        raise ConfigError(f"{path}: '{where}.attack' {attack!r} is not an {norm} attack (it bounds the brackets)")
+    return attack
 
 
 def _attack_labels() -> list[str]:

@@ -72,6 +72,53 @@ class RobustPropertyFigures(ClaimFigures):
     adv_label: int | None = None
     distances: dict[str, float] = field(default_factory=dict)
     counterexamples_found: int = 0
+    # Per pool sample (untargeted claims): "proven" (CROWN certificate, when the model's `certify`
+    # is on), "violated" (a verified example within ε) or "unrefuted"; see certify/verdicts.py.
+    certification: str | None = None
+    proven: int | None = None
+    violated: int | None = None
+    unrefuted: int | None = None
+    sample_status: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SampleBracket:
+    """One sample: certified radius ≤ the true minimal adversarial distance ≤ the attack's distance."""
+
+    sample: int
+    dataset_index: int
+    certified: float
+    attack: float | None  # None: the attack found no adversarial example
+    ratio: float | None  # attack ÷ certified (None when either is missing or the radius is 0)
+
+
+@dataclass
+class BracketPoint:
+    """Over the bracketed samples at one ε: proven share ≤ true robust share ≤ share the attack leaves."""
+
+    epsilon: float
+    certified_accuracy: float
+    empirical_accuracy: float
+
+
+@dataclass
+class CertifiedAccuracyFigures(ClaimFigures):
+    """Share of the eval rows CROWN proves robust within ε, and the per-sample brackets;
+    `attack` is the (minimal-norm) attack that gives each bracket its upper end."""
+
+    method: str
+    certified_accuracy: float
+    min: float
+    samples: int
+    proven: int
+    violated: int
+    unrefuted: int
+    empirical_accuracy: float
+    brackets: list[SampleBracket] = field(default_factory=list)
+    bracket_curve: list[BracketPoint] = field(default_factory=list)
+    median_certified: float | None = None
+    median_attack: float | None = None
+    median_ratio: float | None = None  # median over samples of attack ÷ certified
 
 
 @dataclass
@@ -134,6 +181,7 @@ class BaselineFigures:
 
 Figures = (
     CleanAccuracyFigures | RobustAccuracyFigures | RobustPropertyFigures | GradientMaskingFigures | BaselineFigures
+    | CertifiedAccuracyFigures
     | TransformPropertyFigures | AccuracyUnderFigures
 )
 
@@ -144,6 +192,7 @@ FIGURES: dict[str, type] = {
     "robust": RobustPropertyFigures,
     "gradient-masking": GradientMaskingFigures,
     "baseline": BaselineFigures,
+    "certified-accuracy": CertifiedAccuracyFigures,
     "transform": TransformPropertyFigures,
     "accuracy-under": AccuracyUnderFigures,
 }

@@ -70,10 +70,13 @@ class OnnxFile(pytest.File):
         rc: RobustcheckSession = self.config.stash[SESSION_KEY]
         config = rc.model_config(self.path)
         yield CleanAccuracyItem.from_parent(self, name="clean-accuracy")
+        from robustcheck.certified_items import CertifiedAccuracyItem
+
+        kinds: dict[str, type[RobustcheckItem]] = {"robust": PropertyItem, "robust-accuracy": RobustAccuracyItem,
+                                                   "certified-accuracy": CertifiedAccuracyItem}
         for check in config.checks:
             if isinstance(check, Check):
-                cls = PropertyItem if check.type == "robust" else RobustAccuracyItem
-                yield cls.from_parent(self, name=check.id, check=check)
+                yield kinds[check.type].from_parent(self, name=check.id, check=check)
             else:
                 from robustcheck.transforms.items import TRANSFORM_ITEMS
 
@@ -297,8 +300,13 @@ class PropertyItem(RobustcheckItem):
             attack=check.attack, norm=check.norm, epsilon=check.epsilon, targeted=check.targeted, pool=len(rows),
             max_examples=rc.profile.examples, examples=int(calls["examples"] or 0), replayed=replayed,
             first_failure_at=calls["first_failure_at"], store_warnings=stored.skipped)
+        from robustcheck.certified_items import with_sample_verdicts
+
         if failed is not None:
-            return self._fail(run, check, failed, searched, split)
+            verdicts = searched if split else with_sample_verdicts(run, check, searched, failed.index)
+            return self._fail(run, check, failed, verdicts, split)
+        if not split:  # a part's rows alone cannot say proven / violated for the pool; the lead's whole run does
+            searched = with_sample_verdicts(run, check, searched)
         attacks = [] if check.targeted else [
             run.attack_record(check.attack, run.attack_pool(check.attack, check, whole=not split), rows)]
         partial = partial_message(f"{run.share.part + 1}/{run.share.parts}") if split else None

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from robustcheck.properties import counterexample
 from robustcheck.record import AttackRecord, Counterexample, CurvePoint
 from robustcheck.run_inputs import check_fits, load_run_dataset, preprocess_table, streamed_correct
 from robustcheck.shard import Share
+
+if TYPE_CHECKING:
+    from robustcheck.certify import Certificate
 
 MAX_COUNTEREXAMPLES_SAVED = 8
 
@@ -55,6 +58,7 @@ class ModelRun:
     progress: Any = field(default=None, repr=False)
     _cache: dict[tuple[Any, ...], AttackResult] = field(default_factory=dict, repr=False)
     _datasets: dict[str | None, Dataset] = field(default_factory=dict, repr=False)
+    _certificates: dict[tuple[str, float], Certificate] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -242,6 +246,15 @@ class ModelRun:
                 key = (check.attack, json.dumps(self.attack_params(check.attack, check), sort_keys=True, default=str))
                 runs.setdefault(key, (check.attack, self.attack_pool(check.attack, check, whole=True)))
         return list(runs.values())
+
+    def certificate(self, norm: str, epsilon: float) -> Certificate:
+        """CROWN's certificate for every pool sample within ε (cached; raises NotVerifiable)."""
+        key = (norm, float(epsilon))
+        if key not in self._certificates:
+            from robustcheck.certify import certify
+
+            self._certificates[key] = certify(self.model, self.pool.x, self.pool.y, norm=norm, epsilon=epsilon)
+        return self._certificates[key]
 
     def all_results(self) -> list[AttackResult]:
         return [r for _, r in self.whole_pool_runs()]

@@ -91,7 +91,7 @@ def test_pyproject_defaults_are_overridden_by_robustcheck_toml(tmp_path: Path) -
         ("[defaults]\nsamples = 0\n", "'defaults.samples' must be a positive integer"),
         ("[defaults]\nsamples = 1.5\n", "'defaults.samples' must be a positive integer"),
         ("[[defaults.check]]\ntype = 'robust'\nattack = 'cw-l2'\nepsilon = 1\nmin = 0.5\n",
-         "'defaults.check[0].min' applies to robust-accuracy checks only"),
+         "'defaults.check[0].min' applies to robust-accuracy and certified-accuracy checks only"),
         ("[defaults.attacks.cw-l7]\nsteps = 1\n", "unknown attack 'defaults.attacks.cw-l7'"),
         ("[models.x]\nbogus = 1\n", "unknown key 'models.x.bogus'"),
         ("[nonsense]\n", "unknown key 'nonsense'"),

@@ -1,1 +1,1 @@
-"""Subcommands of `python -m robustcheck`: one module per command, each with `main(argv) -> int`."""
+"""Subcommands of `python -m robustcheck`, one module each (see robustcheck/__main__.py)."""

@@ -18,6 +18,8 @@ from robustcheck.record import Counterexample, RunRecord, is_bad, load_record
 from robustcheck.shard_merge import MergeError, merge_records
 from robustcheck.typed_data import PlainDataError
 
+HELP = "merge the records of a sharded run (--robustcheck-shard K/N) into one report"
+
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m robustcheck merge",

@@ -149,6 +149,11 @@ class OnnxReplica(torch.nn.Module):
     def randomized(self) -> bool:
         return bool(self.random_ops)
 
+    def graph_view(self) -> tuple[list[_Step], dict[str, Any]]:
+        """The steps in execution order and the constant values they read, for analyses that
+        interpret the same graph (robustcheck.certify). Read-only by convention."""
+        return list(self._steps), {name: getattr(self, b) for name, b in self._const_names.items()}
+
     def forward(self, x: Tensor) -> Tensor | tuple[Tensor, ...]:
         steps = self._adaptive_steps if self.mode == "adaptive" else self._steps
         if self.sample_batch is None:

@@ -23,6 +23,7 @@ from robustcheck.report import (
     norm_name,
     summarize,
 )
+from robustcheck.report.certification import certification_lines
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -78,6 +79,11 @@ def render_summary(record: RunRecord, *, console: Console, html_path: Any = None
             console.print(Text("findings:", style="bold"))
             for line in findings:
                 console.print(line)
+        proofs = certification_lines(record)
+        if proofs:
+            console.print(Text("certification (proven / violated by a verified example / unrefuted):", style="bold"))
+            for text in proofs:
+                console.print(Text(f"  {text}"))
     for m in summary.models:
         if m.error:
             line = Text()

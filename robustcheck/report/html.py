@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from robustcheck.figures import ClaimFigures
 from robustcheck.record import is_bad, severity_rank
 from robustcheck.report import Summary, fmt_num, fmt_pct, fmt_seconds, norm_name, summarize
+from robustcheck.report.certification import proof_views
 from robustcheck.report.gallery import GALLERY_PER_MODEL, GALLERY_TOTAL, model_gallery
 from robustcheck.typed_data import to_plain
 
@@ -231,6 +232,7 @@ def _model_view(model: ModelRecord, anchor: str, index: int, colours: dict[str, 
         "transform_chart": None if transforms is None else markup(transforms),
         "chart_error": chart_error,
         "attacks": [_attack_view(a, colours) for a in model.attacks],
+        "proofs": proof_views(model, f"m{index}b", markup),
         "gallery": gallery,
         "gallery_notes": notes,
         "gallery_entries": sum(card["entries"] for card in gallery),
