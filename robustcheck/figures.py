@@ -42,6 +42,11 @@ class RobustAccuracyFigures(ClaimFigures):
     broken: int
     attack_success_rate: float
     median_distortion: float | None = None
+    #: "adaptive" when the attack ran on surrogate gradients / EOT (non-differentiable or random
+    #: operators); then the same attack with the true ("exact") gradients is kept beside it.
+    gradient_mode: str = "exact"
+    exact_robust_accuracy: float | None = None
+    exact_attack_success_rate: float | None = None
     #: Attack label → samples it broke within ε: the check's attack, then the AutoAttack cascade's
     #: stages on the rest (robustcheck/fixed_epsilon.py); their sum is `broken`.
     broken_by: dict[str, int] = field(default_factory=dict)

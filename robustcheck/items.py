@@ -207,6 +207,10 @@ class RobustAccuracyItem(RobustcheckItem):
             robust_accuracy=acc, min=check.min, samples=len(run.eval_set), broken=broken,
             attack_success_rate=result.success_rate, median_distortion=median, broken_by=worst.broken_by,
             winners=worst.winners)
+        exact = run.exact_robust_accuracy(check)
+        if exact is not None:  # adaptive gradients: the exact ones' figure is the evidence beside it
+            figures.gradient_mode = "adaptive"
+            figures.exact_robust_accuracy, figures.exact_attack_success_rate = exact[0], exact[1].success_rate
         attacks = [run.attack_record(check.attack, result, run.pool_rows(check.attack, check))]
         if not run.share.whole:  # this part's pool blocks: the parts' counts add up when merged
             return Evaluation(figures, attacks=attacks, counterexamples=found,

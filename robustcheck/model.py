@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,12 +24,16 @@ import torch
 from robustcheck.device import DeviceSpec, resolve_device
 from robustcheck.errors import ModelError, ReplicaUnavailable, first_line
 from robustcheck.graph_surgery import OutputKind, choose_output, prune_to
+from robustcheck.graph_traits import batch_coupling_operators, random_operators
 from robustcheck.metrics import channel_axis
 from robustcheck.onnx_file import read_model, sha256
 from robustcheck.oracle_session import InferenceSession, make_session
 from robustcheck.parity import ParityReport, attach_replica, pad_fixed, parity_batch
 from robustcheck.preprocess import ChannelBounds, Normalisation
+from robustcheck.randomized_oracle import ORACLE_DRAWS, majority_votes, vote_labels
 from robustcheck.record import InputInfo, ModelSpec, OutputInfo, ParityInfo
+from robustcheck.replica.expectation import EOT_DRAWS, expected_output
+from robustcheck.replica.gradient_rules import MODES, ReplicaMode
 
 __all__ = ["DEFAULT_INPUT_RANGE", "DEFAULT_MAX_BYTES", "InputSpec", "Layout", "Model", "OutputKind", "OutputSpec",
            "ParityReport", "load_model"]
@@ -100,6 +105,16 @@ class Model:
     parity: ParityReport | None
     warnings: list[str]
     batch_size: int = 256
+    #: Samples per onnxruntime call when the graph couples the samples of a batch (graph_traits.py).
+    oracle_batch: int | None = None
+    #: onnxruntime gives different outputs for the same input (random operators): judged by votes.
+    randomized: bool = False
+    #: Replica forward passes averaged per gradient (EOT) in adaptive mode, for a randomized model.
+    eot_draws: int = EOT_DRAWS
+    #: onnxruntime calls per majority vote (more for borderline votes), for a randomized model.
+    oracle_draws: int = ORACLE_DRAWS
+    #: The replica's backward rules: "adaptive" (surrogates, EOT) where the graph needs them.
+    gradient_mode: ReplicaMode = "exact"
     #: Normalisation between the pixel-space inputs everything else sees and the graph's input.
     preprocess: Normalisation | None = None
     #: Where the replica runs; inputs come and logits go back on the caller's device.
@@ -129,7 +144,7 @@ class Model:
         """
         x = self._check_batch(x)
         spec = self.input_spec
-        step = spec.fixed_batch or self.batch_size
+        step = spec.fixed_batch or self.oracle_batch or self.batch_size
         outs = []
         for start in range(0, len(x), step):
             chunk = x[start:start + step]
@@ -152,13 +167,19 @@ class Model:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Oracle labels (N,) as int64: the only judge of what the model predicts.
 
-        -1 (no class) for an input that is not finite itself; see `oracle_logits`.
+        -1 (no class) for an input that is not finite itself; see `oracle_logits`. A randomized
+        model's label is its majority vote over repeated calls (robustcheck/randomized_oracle.py).
         """
+        if self.randomized:
+            return vote_labels(self.oracle_votes(x))
         logits = self.oracle_logits(x)
         labels = logits.argmax(axis=1).astype(np.int64)
         labels[~np.isfinite(logits).all(axis=1)] = -1
         return labels
 
+    def oracle_votes(self, x: np.ndarray) -> np.ndarray:
+        """(N, classes) label counts over repeated onnxruntime calls (more calls for borderline rows)."""
+        return majority_votes(self.oracle_logits, x, self.num_classes, self.oracle_draws)
     def to_model_input(self, x: np.ndarray) -> np.ndarray:
         """A batch as the graph receives it: normalised when the model has a `preprocess`."""
         return x if self.preprocess is None else self.preprocess.to_model(x)
@@ -177,8 +198,13 @@ class Model:
             parity=None if parity is None else ParityInfo(
                 samples=int(parity.samples), source=str(parity.source), max_abs_diff=float(parity.max_abs_diff),
                 max_rel_diff=float(parity.max_rel_diff), argmax_agreement=float(parity.argmax_agreement),
-                passed=bool(parity.passed)),
+                passed=bool(parity.passed), kind=parity.kind, output_step=_opt_float(parity.output_step),
+                within_one_step=_opt_float(parity.within_one_step), draws=parity.draws,
+                spread_ratio=_opt_float(parity.spread_ratio)),
             warnings=list(self.warnings),
+            gradient_mode=self.gradient_mode,
+            adaptive_ops=list(getattr(self.replica, "adaptive_ops", None) or []),
+            randomized=self.randomized,
             preprocess=None if self.preprocess is None else self.preprocess.describe(),
             device=str(self.device),
         )
@@ -197,6 +223,29 @@ class Model:
             raise ReplicaUnavailable(f"{self.path.name}: no differentiable replica ({self.replica_reason})")
         return self.replica
 
+    @property
+    def has_adaptive_gradients(self) -> bool:
+        """Whether the adaptive mode differs from the exact one (surrogate rules or random operators)."""
+        replica = self.replica
+        return replica is not None and bool(getattr(replica, "adaptive_ops", None) or self.randomized)
+
+    @contextmanager
+    def gradients(self, mode: ReplicaMode) -> Iterator[Model]:
+        """Run the replica in `mode` ("exact" or "adaptive") inside the block, then restore the mode."""
+        if mode not in MODES:
+            raise ValueError(f"gradient mode must be one of {', '.join(MODES)}, got {mode!r}")
+        before = self.gradient_mode
+        self.set_gradient_mode(mode)
+        try:
+            yield self
+        finally:
+            self.set_gradient_mode(before)
+
+    def set_gradient_mode(self, mode: ReplicaMode) -> None:
+        self.gradient_mode = mode
+        if self.replica is not None and hasattr(self.replica, "mode"):
+            setattr(self.replica, "mode", mode)  # noqa: B010 (the replica is typed as a Module)
+
     def project_to_box(self, x: np.ndarray) -> np.ndarray:
         """`x` clipped into per-channel bounds (unchanged without them: attacks keep to the scalar box)."""
         bounds = self.input_spec.channel_bounds
@@ -208,6 +257,8 @@ class Model:
         The batch runs on the replica's device and the logits come back to `x`'s. With
         per-channel bounds the replica sees the input clamped into them, so an attack gains
         nothing by leaving the box (its candidates are projected before the oracle judges them).
+        In adaptive mode a randomized model's logits are the mean over `eot_draws` replica
+        passes (EOT, replica/expectation.py); in exact mode one pass, one draw.
         """
         replica = self.require_replica()
         z = x.to(device=self.device, dtype=self._torch_dtype)
@@ -215,8 +266,15 @@ class Model:
             z = self.input_spec.channel_bounds.clamp_torch(z)
         if self.preprocess is not None:
             z = self.preprocess.to_model_torch(z)
-        out = replica(z)
+        if self.randomized and self.gradient_mode == "adaptive" and self.eot_draws > 1:
+            out = expected_output(replica, z, self.eot_draws)
+        else:
+            out = replica(z)
         out = out.reshape(out.shape[0], -1).float().to(x.device)
+        if x.requires_grad and not out.requires_grad:
+            # No differentiable path from the input (exact gradients through steps only): the
+            # gradient is exactly zero, not an autograd error.
+            out = out + (x.clamp(-1.0, 1.0) * 0.0).reshape(len(x), -1).sum(dim=1, keepdim=True)
         if self.output_spec.kind == "log-probabilities":
             out = torch.log(torch.clamp(out, min=torch.finfo(torch.float32).tiny))
         return out
@@ -328,8 +386,10 @@ def load_model(
     model = Model(
         path=path, sha256=sha256(path), input_spec=input_spec, output_spec=output_spec, session=session,
         replica=None, replica_reason="not built", nondifferentiable_ops=(), parity=None,
-        warnings=list(raw_warnings), preprocess=normalisation, device=torch_device,
+        warnings=list(raw_warnings), oracle_batch=1 if batch_coupling_operators(proto) else None,
+        preprocess=normalisation, device=torch_device,
     )
+    model.randomized = bool(random_operators(proto)) or _varies(session, out_name, input_spec.name, probe_input, probe)
     if output_spec.kind != "logits":
         model.warnings.append(output_spec.note)
     if build_gradients:
@@ -395,6 +455,16 @@ def _check_range(input_range: Any, label: str) -> tuple[tuple[float, float], tup
     return (lo, hi), None
 
 
+def _varies(session: InferenceSession, output: str, input_name: str, x: np.ndarray, first: np.ndarray) -> bool:
+    """Whether a second onnxruntime call on the same inputs gives different scores."""
+    (again,) = session.run([output], {input_name: x})
+    return not np.array_equal(np.asarray(again), first, equal_nan=True)
+
+
 def _looks_like_probabilities(out: np.ndarray) -> bool:
     rows = out.reshape(len(out), -1).astype(np.float64)
     return bool(len(rows)) and rows.min() >= 0.0 and rows.max() <= 1.0 and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3)
+
+
+def _opt_float(value: float | None) -> float | None:
+    return None if value is None else float(value)

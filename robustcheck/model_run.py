@@ -85,6 +85,7 @@ class ModelRun:
                            parity_inputs=lambda spec: np.asarray(self._dataset(spec.layout).x[:16]),
                            preprocess=preprocess_table(cfg), device=cfg.device)
         check_fits(model, self._dataset(model.input_spec.layout), cfg)
+        model.eot_draws = self.profile.eot_draws
         return model
 
     @property
@@ -208,6 +209,21 @@ class ModelRun:
         the whole eval set, so the parts' figures add up to the unsharded one."""
         worst = worst_case(self, check, square=square, whole=whole)
         return self._robust_accuracy(worst.combined, check.epsilon), worst
+
+    def exact_robust_accuracy(self, check: Check) -> tuple[float, AttackResult] | None:
+        """The same attack on the replica's true gradients, for a model attacked with adaptive
+        ones (surrogate backward rules, EOT); None otherwise. Cached apart from the pool runs."""
+        model = self.model
+        if model.gradient_mode != "adaptive" or not attack_spec(check.attack).attack_cls.needs_replica:
+            return None
+        params = json.dumps(self.attack_params(check.attack, check), sort_keys=True, default=str)
+        key = (check.attack, params, "pool-exact")
+        if key not in self._cache:
+            with model.gradients("exact"):
+                self._cache[key] = self.make_attack(check.attack, check).run(
+                    model, self.pool.x, self.pool.y, seed=stable_seed(self.seed, self.name, check.attack))
+        result = self._cache[key]
+        return self._robust_accuracy(result, check.epsilon), result
 
     def _robust_accuracy(self, result: AttackResult, epsilon: float | None) -> float:
         """Over every eval row (misclassified ones count as not robust); `result` is a pool run

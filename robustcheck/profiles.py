@@ -39,6 +39,8 @@ class Profile:
     diagnostics: DiagnosticsBudget
     #: Attack hyper-parameters per attack family name, the `name` trait (config `attacks` tables override these).
     attacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Replica draws averaged per gradient (EOT) on a randomized model.
+    eot_draws: int = 20
 
 
 #: Gradient steps per member of the minimal-norm ensembles in `ci`, measured to meet the goals
@@ -96,6 +98,7 @@ PROFILES: dict[str, Profile] = {
             "pgd": {"steps": 100, "restarts": 5},
             **_new_attacks(4 * CI_MIN_NORM_STEPS, apgd_steps=100, classic=True),
         },
+        eot_draws=40,
     ),
 }
 DEFAULT_PROFILE = "ci"

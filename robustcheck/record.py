@@ -230,6 +230,12 @@ class ParityInfo:
     max_rel_diff: float
     argmax_agreement: float
     passed: bool
+    #: "exact" (per call), "quantized" (in output quantisation steps) or "distribution" (randomized).
+    kind: str = "exact"
+    output_step: float | None = None
+    within_one_step: float | None = None
+    draws: int | None = None
+    spread_ratio: float | None = None
 
 
 @dataclass
@@ -243,6 +249,11 @@ class ModelSpec:
     nondifferentiable_ops: list[str] = field(default_factory=list)
     parity: ParityInfo | None = None
     warnings: list[str] = field(default_factory=list)
+    #: "adaptive" where the replica has surrogate backward rules or random ops (issue 14), else "exact".
+    gradient_mode: str = "exact"
+    adaptive_ops: list[str] = field(default_factory=list)
+    #: Judged by a majority vote over repeated onnxruntime calls (robustcheck/randomized_oracle.py).
+    randomized: bool = False
     # {"mean": [...], "std": [...]}: inputs are pixel space, the graph receives (x - mean) / std.
     preprocess: dict[str, list[float]] | None = None
     device: str = "cpu"

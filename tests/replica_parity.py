@@ -1,7 +1,9 @@
-"""Running one small ONNX graph in onnxruntime and through the replica, for the parity tests."""
+"""Running one small ONNX graph in onnxruntime and through the replica, for the parity tests,
+and the table of parity cases (one per registered implementation) the tests fill."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,19 +15,42 @@ from onnx import helper, numpy_helper
 
 from robustcheck.replica import build_replica
 
+MS_DOMAIN = "com.microsoft"
+
+Case = Callable[[st.DataObject, str, int], None]
+CASES: dict[str, Case] = {}
+CASE_OPSETS: dict[str, int] = {}
+
+
+def case(*keys: str, opset: int | None = None) -> Callable[[Case], Case]:
+    """Register a parity case for registry keys like "Clip-11" (called with data, op type, opset)."""
+
+    def wrap(fn: Case) -> Case:
+        for key in keys:
+            assert key not in CASES, f"two cases for {key}"
+            CASES[key] = fn
+            if opset is not None:
+                CASE_OPSETS[key] = opset
+        return fn
+
+    return wrap
+
 
 def one_node_model(op: str, inputs: dict[str, np.ndarray], consts: dict[str, np.ndarray], attrs: dict[str, Any],
-                   opset: int, outputs: int, order: list[str] | None) -> onnx.ModelProto:
-    """A graph of one `op` node: `inputs` are graph inputs, `consts` initializers; `order` the node's inputs."""
+                   opset: int, outputs: int, order: list[str] | None, domain: str = "") -> onnx.ModelProto:
+    """A graph of one `op` node: `inputs` are graph inputs, `consts` initializers; `order` the node's inputs
+    ("" for an absent optional input). A com.microsoft node gets that domain at version 1 beside `opset`."""
     out_names = [f"out{i}" for i in range(outputs)]
-    node = helper.make_node(op, order if order is not None else list(inputs) + list(consts), out_names, **attrs)
+    node = helper.make_node(op, order if order is not None else list(inputs) + list(consts), out_names, domain=domain,
+                            **attrs)
     graph = helper.make_graph(
         [node], "one",
         [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(x.dtype), list(x.shape))
          for n, x in inputs.items()],
         [helper.make_empty_tensor_value_info(o) for o in out_names],
         initializer=[numpy_helper.from_array(v, k) for k, v in consts.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    imports = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    model = helper.make_model(graph, opset_imports=imports)
     model.ir_version = 8
     return model
 
@@ -48,10 +73,10 @@ def run_model(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> tuple[li
 
 def run_both(op: str, inputs: list[np.ndarray], attrs: dict[str, Any] | None = None, *,
              consts: dict[str, np.ndarray] | None = None, opset: int = 17, outputs: int = 1,
-             order: list[str] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+             order: list[str] | None = None, domain: str = "") -> tuple[list[np.ndarray], list[np.ndarray]]:
     """onnxruntime's and the replica's outputs for one node; `inputs` are named in0, in1, ..."""
     named = {f"in{i}": x for i, x in enumerate(inputs)}
-    return run_model(one_node_model(op, named, consts or {}, attrs or {}, opset, outputs, order), named)
+    return run_model(one_node_model(op, named, consts or {}, attrs or {}, opset, outputs, order, domain), named)
 
 
 def close(expected: list[np.ndarray], got: list[np.ndarray], rtol: float = 1e-4, atol: float = 1e-5) -> None:

@@ -40,6 +40,7 @@ from robustcheck.attacks.params import check_value, declared, param
 from robustcheck.attacks.refine import polish as polish_candidates
 from robustcheck.attacks.result import EPSILON_SLACK, AttackResult, stack_traces
 from robustcheck.model import Model
+from robustcheck.randomized_oracle import overshoot
 
 #: The one box tolerance: oracle verification (and the dataset's range check) allow this much
 #: float error on the box edge (tanh round trips).
@@ -128,13 +129,24 @@ class Attack(ABC):
 
     def _verify(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None, x_cand: np.ndarray,
                 loss_trace: np.ndarray | None, extras: dict[str, np.ndarray], start: float) -> AttackResult:
-        """Let onnxruntime judge every candidate; failures fall back to the original input."""
-        labels = model.predict(x_cand) if len(x_cand) else np.zeros(0, np.int64)
-        ok = (labels == targets if targets is not None else labels != y) & model.in_box(x_cand, BOX_TOLERANCE)
-        dist = metrics.distances(x, x_cand)
+        """Let onnxruntime judge every candidate; failures fall back to the original input.
+
+        A randomized model is judged by majority vote, and a rejected candidate is pushed
+        further along its perturbation first (randomized_oracle.py).
+        """
         epsilon = self.epsilon if isinstance(self, BoundedAttack) else None
-        if epsilon is not None:
-            ok &= dist[self.norm] <= epsilon * (1 + EPSILON_SLACK)
+
+        def judge(rows: np.ndarray, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            found = model.predict(cand) if len(cand) else np.zeros(0, np.int64)
+            accepted = (found == targets[rows] if targets is not None else found != y[rows]) \
+                & model.in_box(cand, BOX_TOLERANCE)
+            if epsilon is not None:
+                accepted &= metrics.distances(x[rows], cand)[self.norm] <= epsilon * (1 + EPSILON_SLACK)
+            return found, accepted
+
+        labels, ok = judge(np.arange(len(x_cand)), x_cand)
+        if model.randomized and len(x_cand):
+            x_cand, labels, ok = overshoot(x, x_cand, labels, ok, model.input_range, judge)
         disagrees = np.zeros(len(x_cand), dtype=bool)
         if model.replica is not None and len(x_cand):
             disagrees = model.replica_logits(x_cand).argmax(axis=1) != labels

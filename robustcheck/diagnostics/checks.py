@@ -132,7 +132,8 @@ CHECKS: tuple[DiagnosticCheck, ...] = (
         "Gradient-free probes break {beaten} sample(s) the gradient attacks could not",
         "Random search that only queries the model succeeds where gradient attacks failed: the gradients "
         "are masked, not the adversarial examples absent (Athalye et al. 2018 §3.1).",
-        "Use black-box attacks (Square Attack) in the evaluation; look for shattered or stochastic gradients."),
+        "Use black-box attacks (Square Attack) in the evaluation; look for shattered or stochastic gradients.",
+        needs_replica=True),  # without a replica no gradient attack ran: nothing was "beaten"
     DiagnosticCheck(
         "silent-success", m.silent_success, (Rule("warning", "samples_affected", ">", 0),),
         "{attack}: success reached during optimisation but not returned",

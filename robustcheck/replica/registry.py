@@ -33,6 +33,8 @@ class NodeContext:
     name: str
     num_outputs: int
     index: int = 0
+    #: Per input: whether it is a constant of the graph (an initializer or a folded value).
+    constant_inputs: tuple[bool, ...] = ()
 
     def attr(self, key: str, default: Any = None) -> Any:
         return self.attrs.get(key, default)
@@ -62,17 +64,30 @@ class OpKey:
 class OpEntry:
     """One operator implementation.
 
-    `differentiable=False` marks operators whose gradient is zero or undefined almost
-    everywhere (the diagnostics report them); `never_fold` keeps random operators from being
-    evaluated once at build time. Per-operator backward rules belong here too when the replica
-    grows an "adaptive" mode beside today's exact one (e.g. a `surrogate` function giving Round,
-    Floor or QuantizeLinear a straight-through gradient, chosen by graph.py at build time).
+    `fn` is the exact implementation (true gradients, what the diagnostics judge).
+    `adaptive`, when given, is the same forward with a surrogate backward (straight-through for
+    Round or QuantizeLinear, a smooth step for Sign or Greater; see gradient_rules.py), used by
+    the replica's "adaptive" mode; graph.py picks one or the other at build time, so a graph
+    without such operators runs the same steps in both modes. `differentiable=False` marks
+    operators whose exact gradient is zero or undefined almost everywhere (the diagnostics report
+    them); `never_fold` keeps an operator from being evaluated once at build time; `random` says
+    the operator draws random numbers (a predicate on the node and its constant inputs, None
+    where not constant, when that depends on them, as Dropout's training_mode does);
+    `per_sample` marks operators that couple the samples of a batch (DynamicQuantizeLinear's one
+    scale over the whole tensor): graphs using them run one sample per call.
     """
 
     key: OpKey
     fn: OpFn
     differentiable: bool = True
     never_fold: bool = False
+    adaptive: OpFn | None = None
+    random: bool | Callable[[NodeContext, list[Any]], bool] = False
+    per_sample: bool = False
+
+    def draws_random(self, ctx: NodeContext, constant_inputs: list[Any]) -> bool:
+        """Whether this node draws random numbers (constant inputs given, None where not constant)."""
+        return self.random(ctx, constant_inputs) if callable(self.random) else self.random
 
 
 def normalise_domain(domain: str) -> str:
@@ -119,12 +134,18 @@ REGISTRY = OpRegistry()
 
 
 def register(
-    op_type: str, since: int, *, domain: str = DEFAULT_DOMAIN, differentiable: bool = True, never_fold: bool = False
+    op_type: str, since: int, *, domain: str = DEFAULT_DOMAIN, differentiable: bool = True, never_fold: bool = False,
+    adaptive: OpFn | None = None, random: bool | Callable[[NodeContext, list[Any]], bool] = False,
+    per_sample: bool = False,
 ) -> Callable[[OpFn], OpFn]:
-    """Register the decorated function as `op_type` from opset `since` on (stackable)."""
+    """Register the decorated function as `op_type` from opset `since` on (stackable).
+
+    `adaptive` is its surrogate-gradient twin (same forward); a `random` operator is never folded.
+    """
 
     def wrap(fn: OpFn) -> OpFn:
-        REGISTRY.add(OpEntry(OpKey(normalise_domain(domain), op_type, since), fn, differentiable, never_fold))
+        REGISTRY.add(OpEntry(OpKey(normalise_domain(domain), op_type, since), fn, differentiable,
+                             never_fold or bool(random), adaptive, random, per_sample))
         return fn
 
     return wrap

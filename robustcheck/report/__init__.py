@@ -71,6 +71,8 @@ class RobustFigure:
     verdict: str | None = None  # the item's verdict; None when read from an attack record
     #: Attack label → samples it broke within ε (the worst case: check's attack, then the cascade).
     broken_by: dict[str, int] = field(default_factory=dict)
+    #: The same attack on exact gradients when this figure came from adaptive ones (the gap is evidence).
+    exact: float | None = None
 
     @property
     def broken_by_text(self) -> str:
@@ -139,7 +141,8 @@ def _robust_figures(model: ModelRecord) -> dict[RobustColumn, RobustFigure]:
         if not isinstance(f, RobustAccuracyFigures) or not math.isfinite(f.epsilon):
             continue
         col = RobustColumn(f.attack, f.norm, f.epsilon, f.targeted)
-        out[col] = RobustFigure(_num(f.robust_accuracy), _num(f.min), item.verdict, dict(f.broken_by))
+        out[col] = RobustFigure(_num(f.robust_accuracy), _num(f.min), item.verdict, dict(f.broken_by),
+                                exact=_num(f.exact_robust_accuracy))
     for attack in model.attacks:
         # A bounded attack's curve ends at its ε: that point is the robust accuracy it measured.
         if attack.epsilon is None or not attack.curve:

@@ -204,6 +204,8 @@ def _robust_cell(m: ModelSummary, col: Any) -> Text:
     text = Text(fmt_pct(fig.value), style=style)
     if fig.minimum is not None:
         text.append(f"\nmin {fmt_pct(fig.minimum, 0)}", style="dim")
+    if fig.exact is not None:
+        text.append(f"\nexact grad. {fmt_pct(fig.exact)}", style="dim")
     if len(fig.broken_by) > 1:  # the cascade ran after the check's attack: say who broke what
         text.append(f"\n{fig.broken_by_text}", style="dim")
     return text
@@ -221,6 +223,8 @@ def _robust_lines(m: ModelSummary, summary: Summary) -> Text:
             text.append("\n")
         text.append(f"{col.label}: ")
         text.append(fmt_pct(fig.value), style="red" if is_bad(fig.verdict or "") else "")
+        if fig.exact is not None:
+            text.append(f" (exact grad. {fmt_pct(fig.exact)})", style="dim")
         if len(fig.broken_by) > 1:
             text.append(f" ({fig.broken_by_text})", style="dim")
     return text or Text("—", style="dim")
@@ -282,7 +286,8 @@ def _compact_line(m: ModelSummary, summary: Summary) -> Text:
     for col in summary.columns:
         fig = m.robust.get(col)
         if fig is not None:
-            parts.append(f"robust {col.label} {fmt_pct(fig.value)}")
+            exact = "" if fig.exact is None else f" (exact grad. {fmt_pct(fig.exact)})"
+            parts.append(f"robust {col.label} {fmt_pct(fig.value)}{exact}")
     errors = m.findings.get("error", 0)
     if errors:
         parts.append(f"{errors} masking error{'s' if errors != 1 else ''}")

@@ -159,6 +159,7 @@ def _summary_view(summary: Summary) -> dict[str, Any]:
             bad = is_bad(fig.verdict or "")
             cells.append({"value": fmt_pct(fig.value), "gate": None if fig.minimum is None else fmt_pct(fig.minimum, 0),
                           "bad": bad, "from_item": fig.verdict is not None,
+                          "exact": None if fig.exact is None else fmt_pct(fig.exact),
                           "broken_by": fig.broken_by_text if len(fig.broken_by) > 1 else ""})
         total = sum(m.items.values())
         ok = m.items.get("passed", 0) + m.items.get("skipped", 0)
@@ -254,6 +255,12 @@ def _spec_facts(spec: ModelSpec) -> list[tuple[str, str]]:
         facts.append(("replica parity", ", ".join(f"{k} {_value(v)}" for k, v in vars(spec.parity).items())))
     if spec.nondifferentiable_ops:
         facts.append(("non-differentiable ops", _value(spec.nondifferentiable_ops)))
+    if spec.gradient_mode == "adaptive":
+        eot = "; EOT over random draws" if spec.randomized else ""
+        facts.append(("attack gradients", f"adaptive: surrogate backward rules for "
+                                          f"{', '.join(spec.adaptive_ops) or 'no op'}{eot}"))
+    if spec.randomized:
+        facts.append(("oracle", "randomized: a label is the majority vote over repeated onnxruntime calls"))
     return facts
 
 

@@ -12,6 +12,8 @@ from robustcheck.replica.ops import (  # noqa: F401
     linear,
     normalization,
     pooling,
+    quantized,
+    quantized_contrib,
     random,
     reductions,
     resize,

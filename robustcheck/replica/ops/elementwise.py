@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from robustcheck.replica.coercion import as_tensor, tensor_pair
+from robustcheck.replica.gradient_rules import smooth_sign, straight_through
 from robustcheck.replica.registry import NodeContext, register
 
 Tensor = torch.Tensor
@@ -48,9 +49,16 @@ def _mod(ctx: NodeContext, a: list[Any]) -> list[Any]:
     return [torch.fmod(x, y) if ctx.attr("fmod", 0) else torch.remainder(x, y)]
 
 
-def unary(name: str, since: int, fn: Callable[[Tensor], Tensor], differentiable: bool = True) -> None:
-    """Register a one-input, attribute-free operator."""
-    register(name, since, differentiable=differentiable)(lambda ctx, a: [fn(a[0])])
+def unary(name: str, since: int, fn: Callable[[Tensor], Tensor], differentiable: bool = True,
+          adaptive: Callable[[Tensor], Tensor] | None = None) -> None:
+    """Register a one-input, attribute-free operator (with `adaptive`, its surrogate-gradient form)."""
+    surrogate = None if adaptive is None else (lambda ctx, a: [adaptive(a[0])])
+    register(name, since, differentiable=differentiable, adaptive=surrogate)(lambda ctx, a: [fn(a[0])])
+
+
+def _straight_through(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """`fn` forward, identity backward."""
+    return lambda x: straight_through(fn(x), x)
 
 
 # Opset 6 dropped the legacy `consumed_inputs` attribute; the semantics are unchanged since.
@@ -61,10 +69,11 @@ unary("Abs", 6, torch.abs)
 unary("Neg", 6, torch.neg)
 unary("Reciprocal", 6, torch.reciprocal)
 unary("Erf", 9, torch.erf)
-unary("Floor", 6, torch.floor, differentiable=False)
-unary("Ceil", 6, torch.ceil, differentiable=False)
-unary("Round", 11, torch.round, differentiable=False)  # ONNX and torch both round half to even
-unary("Sign", 9, torch.sign, differentiable=False)
+unary("Floor", 6, torch.floor, differentiable=False, adaptive=_straight_through(torch.floor))
+unary("Ceil", 6, torch.ceil, differentiable=False, adaptive=_straight_through(torch.ceil))
+# ONNX and torch both round half to even.
+unary("Round", 11, torch.round, differentiable=False, adaptive=_straight_through(torch.round))
+unary("Sign", 9, torch.sign, differentiable=False, adaptive=smooth_sign)
 
 
 def variadic(name: str, since: int, fn: Callable[[Tensor, Tensor], Tensor],

@@ -1,4 +1,4 @@
-"""Normalisation at inference: BatchNormalization, Instance/LayerNormalization, Dropout."""
+"""Normalisation at inference: BatchNormalization, Instance/LayerNormalization (Dropout is in random.py)."""
 
 from __future__ import annotations
 
@@ -39,11 +39,3 @@ def _layer_norm(ctx: NodeContext, a: list[Any]) -> list[Any]:
     if bias is not None and bias.dim() != len(shape):
         bias = bias.expand(shape)
     return [F.layer_norm(x, shape, weight=scale, bias=bias, eps=ctx.attr("epsilon", 1e-5))]
-
-
-@register("Dropout", 7, never_fold=True)
-def _dropout(ctx: NodeContext, a: list[Any]) -> list[Any]:
-    # Inference semantics: identity (training_mode inputs are ignored, as onnxruntime does
-    # when training_mode is false). The mask output, when requested, is all true.
-    x = a[0]
-    return [x, torch.ones_like(x, dtype=torch.bool)][: ctx.num_outputs]

@@ -40,7 +40,11 @@ def _max_pool(ctx: NodeContext, a: list[Any]) -> list[Any]:
 
 @register("AveragePool", 1)
 def _avg_pool(ctx: NodeContext, a: list[Any]) -> list[Any]:
-    x = a[0]
+    return [average_pool(ctx, a[0])]
+
+
+def average_pool(ctx: NodeContext, x: torch.Tensor) -> torch.Tensor:
+    """AveragePool of `x` by the node's attributes (also what QLinearAveragePool averages)."""
     kernel = _kernel(ctx)
     spatial = len(kernel)
     if any(d != 1 for d in ints(ctx.attr("dilations"))):
@@ -51,8 +55,8 @@ def _avg_pool(ctx: NodeContext, a: list[Any]) -> list[Any]:
     ceil_mode = bool(ctx.attr("ceil_mode", 0))
     pool = _AVG_POOL[spatial]
     if begin == end and all(2 * p <= k for p, k in zip(begin, kernel)):
-        return [pool(x, kernel, stride=strides, padding=begin, ceil_mode=ceil_mode,
-                     count_include_pad=count_include_pad)]
+        return pool(x, kernel, stride=strides, padding=begin, ceil_mode=ceil_mode,
+                    count_include_pad=count_include_pad)
     flat = torch_pad_order(begin, end)
     padded = F.pad(x, flat)
     total = pool(padded, kernel, stride=strides, ceil_mode=ceil_mode) * float(np.prod(kernel))
@@ -61,7 +65,7 @@ def _avg_pool(ctx: NodeContext, a: list[Any]) -> list[Any]:
     else:
         ones = F.pad(torch.ones_like(x[:1, :1]), flat)
         y = total / (pool(ones, kernel, stride=strides, ceil_mode=ceil_mode) * float(np.prod(kernel)))
-    return [crop_ceil_mode(ctx, y, x, kernel, begin, end) if ceil_mode else y]
+    return crop_ceil_mode(ctx, y, x, kernel, begin, end) if ceil_mode else y
 
 
 @register("GlobalAveragePool", 1)

@@ -8,22 +8,43 @@ from typing import Any
 import torch
 
 from robustcheck.replica.coercion import as_tensor, axis, ints, tensor_pair
+from robustcheck.replica.gradient_rules import smooth_step, threshold_width
 from robustcheck.replica.ops.elementwise import unary
-from robustcheck.replica.registry import NodeContext, register
+from robustcheck.replica.registry import NodeContext, OpFn, register
 
 Tensor = torch.Tensor
 
 
-def _compare(name: str, since: int, fn: Callable[[Tensor, Tensor], Tensor]) -> None:
-    register(name, since, differentiable=False)(lambda ctx, a: [fn(*tensor_pair(a[0], a[1]))])
+def _smooth(fn: Callable[[Tensor, Tensor], Tensor], sign: int) -> OpFn:
+    """The comparison with a sigmoid surrogate gradient (sign +1: a > b steps up in a; -1: a < b).
+
+    With gradients off the result is the exact bool; with them on, the 0/1 result as a float
+    tensor (Cast, Where, Not, And and Or accept it as ONNX's bool).
+    """
+
+    def impl(ctx: NodeContext, a: list[Any]) -> list[Any]:
+        x, y = tensor_pair(a[0], a[1])
+        exact = fn(x, y)
+        if not torch.is_grad_enabled() or not (x.is_floating_point() or y.is_floating_point()):
+            return [exact]
+        constant = ctx.constant_inputs or (False, False)
+        width = threshold_width(y if constant[1] else x if constant[0] else None)
+        return [smooth_step(exact, sign * (x - y), width)]
+
+    return impl
+
+
+def _compare(name: str, since: int, fn: Callable[[Tensor, Tensor], Tensor], sign: int = 0) -> None:
+    register(name, since, differentiable=False, adaptive=_smooth(fn, sign) if sign else None)(
+        lambda ctx, a: [fn(*tensor_pair(a[0], a[1]))])
 
 
 # Opset 7 replaced the legacy broadcast/axis attributes with numpy broadcasting.
 _compare("Equal", 7, torch.eq)
-_compare("Greater", 7, torch.gt)
-_compare("Less", 7, torch.lt)
-_compare("GreaterOrEqual", 12, torch.ge)
-_compare("LessOrEqual", 12, torch.le)
+_compare("Greater", 7, torch.gt, +1)
+_compare("Less", 7, torch.lt, -1)
+_compare("GreaterOrEqual", 12, torch.ge, +1)
+_compare("LessOrEqual", 12, torch.le, -1)
 _compare("And", 7, torch.logical_and)
 _compare("Or", 7, torch.logical_or)
 unary("Not", 1, torch.logical_not, differentiable=False)

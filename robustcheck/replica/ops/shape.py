@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from robustcheck.replica.coercion import as_tensor, axis, ints, optional_input, to_tensor, torch_dtype
+from robustcheck.replica.gradient_rules import straight_through
 from robustcheck.replica.ops.axes_argument import register_axes_versions
 from robustcheck.replica.registry import NodeContext, UnsupportedGraph, register
 
@@ -239,7 +240,16 @@ def _constant(ctx: NodeContext, a: list[Any]) -> list[Any]:
     raise UnsupportedGraph(f"Constant with attributes {sorted(ctx.attrs)}")
 
 
-@register("Cast", 6)
+def _cast_straight_through(ctx: NodeContext, a: list[Any]) -> list[Any]:
+    """Cast with an identity gradient where a float tensor becomes integers (with gradients on):
+    the truncated values stay a float tensor (the replica's integers), so the gradient can pass."""
+    x, dtype = as_tensor(a[0]), torch_dtype(ctx.attr("to"))
+    if torch.is_grad_enabled() and x.is_floating_point() and not dtype.is_floating_point and dtype != torch.bool:
+        return [straight_through(x.to(dtype).to(x.dtype), x)]
+    return [x.to(dtype)]
+
+
+@register("Cast", 6, adaptive=_cast_straight_through)
 def _cast(ctx: NodeContext, a: list[Any]) -> list[Any]:
     return [as_tensor(a[0]).to(torch_dtype(ctx.attr("to")))]
 
