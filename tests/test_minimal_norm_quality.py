@@ -51,6 +51,6 @@ def test_ensemble_is_near_the_reference_at_a_reduced_budget(reference_images, na
     ratio = result.distances[norm][ok] / ref[ok]
     assert np.isfinite(ratio).all()
     assert ratio.mean() <= mean_bar and np.percentile(ratio, 90) <= p90_bar, (ratio.mean(), np.percentile(ratio, 90))
-    # Every sample got a winner, and the winners are members of this norm's ensemble.
+    # Every broken sample names its winner, a member of this norm's ensemble.
     members = {label for label, _ in MinimalNorm(norm=norm).members()}
-    assert set(result.extras["winner"]) <= members
+    assert set(result.extras["winner"][ok]) <= members
