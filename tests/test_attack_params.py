@@ -80,7 +80,8 @@ def test_good_values_are_converted_to_the_declared_type() -> None:
     assert isinstance(attack.epsilon, float) and attack.epsilon == 1.0
     assert attack.params() == {"norm": "linf", "batch_size": 100, "epsilon": 1.0, "loss": "ce",
                                "steps": MAX_ITERATIONS, "step_size": None, "random_start": True, "restarts": 1}
-    assert repr(JSMA(theta=-1)) == "JSMA(batch_size=100, refine_steps=16, gamma=0.1, theta=-1.0, use_logits=False, max_candidates=1024)"
+    assert repr(JSMA(theta=-1)) == ("JSMA(batch_size=100, refine_steps=16, gamma=0.1, theta=-1.0, use_logits=False, "
+                                   "max_candidates=1024)")
     validate_params("cw-l2", {"max_iterations": MAX_ITERATIONS, "confidence": 0, "abort_early": False})
     made = make_attack("ead-l1", {"beta": 0.01})
     assert isinstance(made, EAD) and (made.decision_rule, made.beta) == ("L1", 0.01)
