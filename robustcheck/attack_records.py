@@ -15,6 +15,7 @@ import numpy as np
 from robustcheck.attacks.result import EPSILON_SLACK
 from robustcheck.record import AttackRecord, CurvePoint, Distortion
 
+#: Points of every curve over ε (attack distortion curves and the certified bracket curve).
 CURVE_POINTS = 25
 NORMS = ("l0", "l1", "l2", "linf")
 

@@ -13,10 +13,8 @@ import math
 
 import numpy as np
 
+from robustcheck.attack_records import CURVE_POINTS
 from robustcheck.figures import BracketPoint, SampleBracket
-
-#: Points of the bracket curve (ε grid from 0 to just past the largest bracket end).
-CURVE_POINTS = 25
 
 
 class CertificationContradiction(AssertionError):
