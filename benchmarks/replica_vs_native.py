@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timing import median_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 REPEATS = 200
@@ -36,17 +37,6 @@ def _native() -> torch.nn.Module:
     net = module.build_cnn(0.5)
     net.load_state_dict(torch.load(ROOT / "models" / "weights" / "baseline.pt"))
     return net.eval()
-
-
-def _time(fn, repeats: int = REPEATS) -> float:
-    for _ in range(5):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main() -> None:
@@ -93,8 +83,8 @@ def main() -> None:
         native_t, replica_t, cw_t, ead_t = [], [], [], []
         attack_iteration(CarliniWagnerL2), attack_iteration(EAD)  # warm-up
         for _ in range(7):
-            native_t.append(_time(native_pass, REPEATS // 7))
-            replica_t.append(_time(replica_pass, REPEATS // 7))
+            native_t.append(median_seconds(native_pass, REPEATS // 7, warmup=5))
+            replica_t.append(median_seconds(replica_pass, REPEATS // 7, warmup=5))
             cw_t.append(attack_iteration(CarliniWagnerL2))
             ead_t.append(attack_iteration(EAD))
         n, r, c, e = (statistics.median(v) * 1e3 for v in (native_t, replica_t, cw_t, ead_t))

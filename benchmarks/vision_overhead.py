@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -36,6 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import test_vision_exports as checks  # noqa: E402
 import vision_zoo as zoo  # noqa: E402
+from timing import median_seconds  # noqa: E402
 
 from robustcheck import load_model  # noqa: E402
 from robustcheck.attacks import PGD, CarliniWagnerL2  # noqa: E402
@@ -49,16 +49,6 @@ def networks() -> dict[str, torch.nn.Module]:
     vit = zoo.ViT(192, depth=12, heads=3, patch=4, image=32, mlp=4)
     nets = {"ResNet-18 (CIFAR)": resnet.eval(), "ViT-tiny (4×4 patches)": vit.eval()}
     return {f"{k}, {sum(p.numel() for p in v.parameters()) / 1e6:.1f}M params": v for k, v in nets.items()}
-
-
-def seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def measure(net: torch.nn.Module, path: Path, repeats: int, iterations: int) -> tuple[float, float, float, float]:
@@ -88,8 +78,8 @@ def measure(net: torch.nn.Module, path: Path, repeats: int, iterations: int) -> 
     timings: dict[str, list[float]] = {"native": [], "replica": [], "cw": [], "pgd": []}
     per_iteration(cw), per_iteration(pgd)  # warm-up
     for _ in range(repeats):
-        timings["native"].append(seconds(native_pass, 1))
-        timings["replica"].append(seconds(replica_pass, 1))
+        timings["native"].append(median_seconds(native_pass, 1))
+        timings["replica"].append(median_seconds(replica_pass, 1))
         timings["cw"].append(per_iteration(cw))
         timings["pgd"].append(per_iteration(pgd))
     n, r, c, p = (statistics.median(timings[k]) * 1e3 for k in ("native", "replica", "cw", "pgd"))
