@@ -50,8 +50,7 @@ class _GradientSteps(BoundedAttack):
         x0 = torch.from_numpy(x).float()
         labels = torch.from_numpy(y)
         tgt = None if targets is None else torch.from_numpy(targets)
-        best = x0.clone()
-        done = torch.zeros(len(x0), dtype=torch.bool)
+        keep = _KeepDeepest(x0) if model.randomized else _KeepFirst(x0)
         rows: list[torch.Tensor] = []
         for _ in range(restarts):
             adv = (x0 + self._start(x0, generator)).clamp(lo, hi) if random_start else x0.clone()
@@ -61,13 +60,14 @@ class _GradientSteps(BoundedAttack):
                 value = attack_loss(logits, labels, tgt, self.loss)
                 (grad,) = torch.autograd.grad(value.sum(), adv)
                 with torch.no_grad():
-                    done, best = _keep_first(logits, labels, tgt, adv.detach(), done, best)
+                    keep.offer(logits, value, labels, tgt, adv.detach())
                     rows.append(value.detach())
                     adv = self._project(x0, self._step(adv.detach(), grad, alpha)).clamp(lo, hi)
             with torch.no_grad():
-                done, best = _keep_first(model.torch_logits(adv), labels, tgt, adv, done, best)
+                logits = model.torch_logits(adv)
+                keep.offer(logits, attack_loss(logits, labels, tgt, self.loss), labels, tgt, adv)
         trace = torch.stack(rows, dim=1).numpy().astype(np.float64) if rows else None
-        return BatchOutput(best.numpy(), loss_trace=trace)
+        return BatchOutput(keep.best.numpy(), loss_trace=trace)
 
     def _start(self, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         eps = self.epsilon
@@ -99,7 +99,8 @@ class PGD(_GradientSteps):
 
     step_size defaults to 2.5·ε/steps (Madry et al.); `random_start` draws uniformly in the
     ε-ball (L2: uniform direction, radius ε·U^(1/d)); `restarts` repeats from new starts. The
-    first iterate that the replica classifies adversarially is kept per sample.
+    first iterate that the replica classifies adversarially is kept per sample; on a randomized
+    model, the iterate with the highest (EOT) loss.
     """
 
     name = "pgd"
@@ -133,10 +134,36 @@ class FGSM(_GradientSteps):
                             restarts=1)
 
 
-def _keep_first(logits: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None, adv: torch.Tensor,
-                done: torch.Tensor, best: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    pred = logits.argmax(dim=1)
-    ok = pred == targets if targets is not None else pred != labels
-    new = ok & ~done
-    best = torch.where(atleast_kd(new, adv.dim()), adv, best)
-    return done | ok, best
+class _KeepFirst:
+    """Per sample, the first iterate the replica classifies adversarially (the input until then)."""
+
+    def __init__(self, x0: torch.Tensor) -> None:
+        self.best = x0.clone()
+        self.done = torch.zeros(len(x0), dtype=torch.bool)
+
+    def offer(self, logits: torch.Tensor, value: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
+              adv: torch.Tensor) -> None:
+        pred = logits.argmax(dim=1)
+        ok = pred == targets if targets is not None else pred != labels
+        new = ok & ~self.done
+        self.best = torch.where(atleast_kd(new, adv.dim()), adv, self.best)
+        self.done |= ok
+
+
+class _KeepDeepest:
+    """Per sample, the iterate with the highest loss seen (over all steps and restarts).
+
+    For a randomized model the replica's verdict on one iterate is an estimate over EOT draws: the
+    first iterate across the estimated boundary is a coin flip for the oracle's majority vote,
+    while the deepest one is the iterate the vote most likely accepts.
+    """
+
+    def __init__(self, x0: torch.Tensor) -> None:
+        self.best = x0.clone()
+        self.value = torch.full((len(x0),), -torch.inf)
+
+    def offer(self, logits: torch.Tensor, value: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None,
+              adv: torch.Tensor) -> None:
+        better = value > self.value
+        self.value = torch.where(better, value, self.value)
+        self.best = torch.where(atleast_kd(better, adv.dim()), adv, self.best)
