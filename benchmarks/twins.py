@@ -8,7 +8,7 @@ profile's C&W-L2 and PGD budgets, in `exact` and `adaptive` mode where they diff
 `samples` held-out images. Robust accuracy counts every one of those rows (a misclassified row is
 not robust); C&W's median L2 is over its successes and is compared with the float baseline's on
 the same images. Every success is asked again of onnxruntime ("re-verified"). The noise twin is
-judged by majority vote and attacked with EOT at 20 and 40 draws beside a single draw (exact).
+judged by majority vote and attacked with EOT at 20, 40 and 80 draws beside a single draw (exact).
 Writes a markdown table to benchmarks/results/twins.md.
 """
 
@@ -43,6 +43,8 @@ def _attacks(profile: str) -> dict[str, Any]:
         "cw": CarliniWagnerL2(**budget.get("cw-l2", {})),
         "pgd-l2@1": PGD(norm="l2", epsilon=1.0, loss="margin", **pgd),
         "pgd-linf@0.1": PGD(norm="linf", epsilon=0.1, loss="margin", **pgd),
+        # One 3-bit input step: what L∞ 0.1 becomes after the 3-bit twin's rounding (0 → 1/7).
+        "pgd-linf@1/7": PGD(norm="linf", epsilon=1 / 7, loss="margin", **pgd),
         "pgd-linf@0.3": PGD(norm="linf", epsilon=0.3, loss="margin", **pgd),
     }
 
@@ -115,7 +117,7 @@ def _noise_rows(model: Any, data: Any, correct: np.ndarray, profile: str, with_c
         attacks["cw-l2@1"] = CarliniWagnerL2(**budget.get("cw-l2", {}))
     pool = np.flatnonzero(correct)
     rows = []
-    for mode, draws in (("exact", 1), ("adaptive", 20), ("adaptive", 40)):
+    for mode, draws in (("exact", 1), ("adaptive", 20), ("adaptive", 40), ("adaptive", 80)):
         model.eot_draws = draws
         cells = []
         start = time.perf_counter()
@@ -162,8 +164,8 @@ def main() -> None:
              f"{attacks['pgd-l2@1'].restarts}); "
              "margin loss for PGD.", "",
              "| model | gradients | C&W-L2 success | C&W median L2 (× baseline) | robust acc. C&W L2 1.0 | re-verified "
-             "| robust acc. PGD L2 1.0 | robust acc. PGD L∞ 0.1 | PGD L∞ 0.3 success | wall |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| robust acc. PGD L2 1.0 | robust acc. PGD L∞ 0.1 | robust acc. PGD L∞ 1/7 | PGD L∞ 0.3 success | wall |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     parity_lines = ["", "| model | clean accuracy | replica | parity on these images |", "|---|---|---|---|"]
     base_median = None
     noise: list[str] = []
