@@ -83,6 +83,7 @@ def _row(name: str, mode: str, model: Any, data: Any, correct: np.ndarray, attac
     pool = np.flatnonzero(correct)
     cells, walls = [], []
     cw_median = np.nan
+    l2_broken = np.zeros(len(correct), dtype=bool)
     for label, attack in attacks.items():
         start = time.perf_counter()
         result = attack.run(model, data.x[pool], data.y[pool])
@@ -91,6 +92,7 @@ def _row(name: str, mode: str, model: Any, data: Any, correct: np.ndarray, attac
         if label == "cw":
             l2 = result.distances["l2"]
             broken[pool] = result.success & (l2 <= 1.0)
+            l2_broken |= broken
             cw_median = float(np.median(l2[result.success])) if result.success.any() else np.inf
             ratio = "" if base_median is None else f" ({cw_median / base_median:.2f}×)"
             cells += [_rate(result.success), f"{cw_median:.3f}{ratio}",
@@ -99,7 +101,11 @@ def _row(name: str, mode: str, model: Any, data: Any, correct: np.ndarray, attac
             cells.append(_rate(result.success))
         else:
             broken[pool] = result.success
+            if label == "pgd-l2@1":
+                l2_broken |= broken
             cells.append(f"{100 * robust_accuracy(correct, broken):.0f}%")
+    # The gate's figure is the worst case over attacks: a row either attack breaks within L2 1.0.
+    cells.insert(5, f"{100 * robust_accuracy(correct, l2_broken):.0f}%")
     line = f"| {name} | {mode} | " + " | ".join(cells) + f" | {sum(walls):.0f} s |"
     return line, cw_median
 
@@ -164,8 +170,10 @@ def main() -> None:
              f"{attacks['pgd-l2@1'].restarts}); "
              "margin loss for PGD.", "",
              "| model | gradients | C&W-L2 success | C&W median L2 (× baseline) | robust acc. C&W L2 1.0 | re-verified "
-             "| robust acc. PGD L2 1.0 | robust acc. PGD L∞ 0.1 | robust acc. PGD L∞ 1/7 | PGD L∞ 0.3 success | wall |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| robust acc. PGD L2 1.0 | robust acc. L2 1.0, C&W ∪ PGD | robust acc. PGD L∞ 0.1 "
+             "| robust acc. PGD L∞ 1/7 "
+             "| PGD L∞ 0.3 success | wall |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     parity_lines = ["", "| model | clean accuracy | replica | parity on these images |", "|---|---|---|---|"]
     base_median = None
     noise: list[str] = []
