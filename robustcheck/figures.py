@@ -79,6 +79,10 @@ class RobustPropertyFigures(ClaimFigures):
     violated: int | None = None
     unrefuted: int | None = None
     sample_status: list[str] = field(default_factory=list)
+    # Adaptive models (untargeted claims): the robust accuracy the same attack leaves on the
+    # replica's exact gradients, beside the adaptive pool run's (the gap is masking evidence).
+    gradient_mode: str = "exact"
+    exact_robust_accuracy: float | None = None
 
 
 @dataclass

@@ -300,6 +300,9 @@ class PropertyItem(RobustcheckItem):
             attack=check.attack, norm=check.norm, epsilon=check.epsilon, targeted=check.targeted, pool=len(rows),
             max_examples=rc.profile.examples, examples=int(calls["examples"] or 0), replayed=replayed,
             first_failure_at=calls["first_failure_at"], store_warnings=stored.skipped)
+        exact = None if check.targeted or split else run.exact_robust_accuracy(check)
+        if exact is not None:  # adaptive gradients: the exact ones' figure is the evidence beside the pool run's
+            searched.gradient_mode, searched.exact_robust_accuracy = "adaptive", exact[0]
         from robustcheck.certified_items import with_sample_verdicts
 
         if failed is not None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from robustcheck.figures import RobustAccuracyFigures
+from robustcheck.figures import RobustAccuracyFigures, RobustPropertyFigures
 from robustcheck.record import SEVERITY_ORDER
 
 if TYPE_CHECKING:
@@ -136,6 +136,10 @@ def summarize(record: RunRecord) -> Summary:
 
 def _robust_figures(model: ModelRecord) -> dict[RobustColumn, RobustFigure]:
     out: dict[RobustColumn, RobustFigure] = {}
+    # A robust[...] property on an adaptive model: its exact-gradient figure goes with its pool run's column.
+    exact_of = {RobustColumn(f.attack, f.norm, f.epsilon, f.targeted): _num(f.exact_robust_accuracy)
+                for f in (item.figures for item in model.items)
+                if isinstance(f, RobustPropertyFigures) and f.exact_robust_accuracy is not None}
     for item in model.items:
         f = item.figures
         if not isinstance(f, RobustAccuracyFigures) or not math.isfinite(f.epsilon):
@@ -152,7 +156,7 @@ def _robust_figures(model: ModelRecord) -> dict[RobustColumn, RobustFigure]:
             continue
         last = attack.curve[-1]
         if last.epsilon is not None and math.isclose(last.epsilon, attack.epsilon, rel_tol=1e-9, abs_tol=1e-12):
-            out[col] = RobustFigure(_num(last.robust_accuracy))
+            out[col] = RobustFigure(_num(last.robust_accuracy), exact=exact_of.get(col))
     return out
 
 
