@@ -18,6 +18,7 @@ from robustcheck.attacks import (
     make_attack,
     minimal_norm,
 )
+from robustcheck.attacks.apgd_search import APGDMinimal
 from robustcheck.attacks.refine import refine_segment
 from robustcheck.metrics import distances
 from robustcheck.profiles import PROFILES
@@ -116,3 +117,19 @@ def test_cascade_takes_a_prior_ensemble_run_and_square_only_when_asked(baseline)
     np.testing.assert_array_equal(out.broken_by == "min-linf", ensemble.within(eps))
     assert AutoAttackCascade(norm="l2", epsilon=1.0, square=True).stage_labels() == ["min-l2", "apgd-ce", "apgd-t"]
     assert AutoAttackCascade(norm="linf", epsilon=0.1, min_norm=False).stage_labels() == ["apgd-ce", "apgd-t"]
+
+
+def test_the_targeted_search_finds_a_nearer_boundary_than_untargeted_attacks(shipped, heldout) -> None:
+    # Held-out row 8018 (a 6): untargeted attacks follow the runner-up class 0 and stop ~1.5× farther
+    # than the nearest L∞ boundary, towards class 4, far down the logit order (the reference's 0.112).
+    model = shipped("baseline")
+    i = int(np.flatnonzero(heldout.index == 8018)[0])
+    x, y = heldout.x[i:i + 1], heldout.y[i:i + 1]
+    untargeted = APGDMinimal(norm="linf", steps=40, search_steps=8).run(model, x, y, seed=0)
+    targeted = APGDMinimal(norm="linf", steps=20, search_steps=6, target_classes=9).run(model, x, y, seed=0)
+    assert untargeted.success[0] and targeted.success[0]
+    assert targeted.adv_labels[0] != untargeted.adv_labels[0]
+    assert targeted.distances["linf"][0] < 0.8 * untargeted.distances["linf"][0]
+    assert targeted.distances["linf"][0] < 1.1 * 0.112
+    members = [label for label, _ in minimal_norm("linf").members()]
+    assert members[-1] == "apgd-t-min-linf" and "apgd-t-min-l1" in [m for m, _ in minimal_norm("l1").members()]

@@ -44,6 +44,8 @@ class APGDMinimal(MinimalNormAttack):
     search_steps: int = param(10, low=1, high=100, doc="trials of ε per sample")
     shrink: float = param(0.1, low=0.0, high=1.0, low_open=True, high_open=True,
                           doc="a trial from a verified start tests at least (1 − shrink) × its distance")
+    target_classes: int = param(0, low=0, high=100, doc="untargeted runs: search towards each of the k "
+                                "highest-scoring other classes in turn (APGD-T's DLR) instead (0: untargeted DLR)")
 
     def run_batch(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
                   generator: torch.Generator) -> BatchOutput:
@@ -58,6 +60,25 @@ class APGDMinimal(MinimalNormAttack):
                ) -> tuple[np.ndarray, np.ndarray]:
         """(best examples, found) after the search from the bracket [0, up]; rows with `found` hold a
         verified adversarial example at distance `up` in `best`."""
+        if targets is not None or self.target_classes == 0 or not len(x):
+            return self._search(model, x, y, targets, generator, best, up, found)
+        # Untargeted DLR follows the runner-up class; the nearest boundary is often another one. Each
+        # target gets its own bracket below the best distance so far, and any target's success counts.
+        up = up.astype(np.float64).copy()
+        scores = model.oracle_logits(x).astype(np.float64)
+        scores[np.arange(len(x)), y] = -np.inf
+        ranked = np.argsort(-scores, axis=1, kind="stable")
+        for rank in range(min(self.target_classes, model.num_classes - 1)):
+            cand, ok = self._search(model, x, y, ranked[:, rank], generator, best, up, found)
+            d = np.where(ok, distances(x, cand)[self.norm], np.inf)
+            take = d < up
+            best = np.where(take.reshape((-1,) + (1,) * (x.ndim - 1)), cand, best)
+            up, found = np.where(take, d, up), found | ok
+        return best, found
+
+    def _search(self, model: Model, x: np.ndarray, y: np.ndarray, targets: np.ndarray | None,
+                generator: torch.Generator, best: np.ndarray, up: np.ndarray, found: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = model.input_range
         x0, labels, tgt = torch_inputs(x, y, targets)
         best, up, found = best.copy(), up.astype(np.float64).copy(), found.copy()

@@ -9,8 +9,9 @@ did). Members, chosen by measurement on the shipped models (benchmarks/minimal_n
 | norm | members, in order |
 |---|---|
 | L2 | DDN (Rony et al. 2019), FMN-L2 (Pintor et al. 2021) |
-| L∞ | FMN-L∞, then APGD-DLR searching ε just below FMN's distances (`APGDMinimal`) |
-| L1 | FMN-L1 (projecting onto the L1 ball ∩ box), then APGD-L1 searching ε just below FMN's distances |
+| L∞ | FMN-L∞, APGD-DLR searching ε just below FMN's distances (`APGDMinimal`), then APGD-T's |
+| | targeted DLR towards each of the 9 highest-scoring other classes, each below the best so far |
+| L1 | FMN-L1 (projecting onto the L1 ball ∩ box), then APGD-L1 searching ε, untargeted and targeted |
 | L0 | FMN-L0 |
 
 With `classic` (the `thorough` profile) C&W-L2 joins L2 and EAD joins L1, at 9 × 1,000.
@@ -43,18 +44,31 @@ from robustcheck.model import Model
 SEARCH_TRIALS = 5
 #: How far below the best distance so far an ensemble's APGD trial tests (relative).
 SEARCH_SHRINK = 0.05
+#: The targeted APGD member: classes searched towards (AutoAttack's APGD-T count), trials per
+#: class, steps per trial as a share of `steps`, and a wider first step below the best distance.
+TARGET_CLASSES = 9
+TARGET_TRIALS = 3
+TARGET_STEP_SHARE = 7
+TARGET_SHRINK = 0.2
 
 Member = Callable[[int], MinimalNormAttack]
+
+
+def _targeted(norm: str, steps: int) -> APGDMinimal:
+    return APGDMinimal(norm=norm, steps=max(1, steps // TARGET_STEP_SHARE), search_steps=TARGET_TRIALS,
+                       shrink=TARGET_SHRINK, target_classes=TARGET_CLASSES)
 
 MEMBERS: dict[str, tuple[tuple[str, Member], ...]] = {
     "l2": (("ddn", lambda s: DDN(steps=s)),
            ("fmn-l2", lambda s: FMN(norm="l2", steps=s))),
     "linf": (("fmn-linf", lambda s: FMN(norm="linf", steps=s)),
              ("apgd-min-linf", lambda s: APGDMinimal(norm="linf", steps=max(1, s // SEARCH_TRIALS),
-                                                     search_steps=SEARCH_TRIALS, shrink=SEARCH_SHRINK))),
+                                                     search_steps=SEARCH_TRIALS, shrink=SEARCH_SHRINK)),
+             ("apgd-t-min-linf", lambda s: _targeted("linf", s))),
     "l1": (("fmn-l1", lambda s: FMN(norm="l1", steps=s, box_aware=True)),
            ("apgd-min-l1", lambda s: APGDMinimal(norm="l1", steps=max(1, s // SEARCH_TRIALS),
-                                                 search_steps=SEARCH_TRIALS, shrink=SEARCH_SHRINK))),
+                                                 search_steps=SEARCH_TRIALS, shrink=SEARCH_SHRINK)),
+           ("apgd-t-min-l1", lambda s: _targeted("l1", s))),
     "l0": (("fmn-l0", lambda s: FMN(norm="l0", steps=s)),),
 }
 
