@@ -78,10 +78,18 @@ def main() -> None:
     parser.add_argument("--test-n", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="minimal_norm.md")
+    parser.add_argument("--drop", nargs="*", default=[], metavar="NORM:MEMBER",
+                        help="ablation: run the ensembles without these members (e.g. linf:apgd-t-min-linf)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from robustcheck import load_model
+    from robustcheck.attacks import ensemble as ensembles
     from robustcheck.attacks import minimal_norm
+
+    for spec in args.drop:
+        norm, _, member = spec.partition(":")
+        ensembles.MEMBERS[norm] = tuple(m for m in ensembles.MEMBERS[norm] if m[0] != member)
+    dropped = f" without {', '.join(args.drop)}" if args.drop else ""
     from robustcheck.data import load_dataset
 
     data = load_dataset(ROOT / "models" / "data" / "mnist-heldout.npz")
@@ -135,7 +143,8 @@ def main() -> None:
                     result = timed if k == len(x) else attack.run(model, x, y)
                     d = result.distances[norm]
                     s = ratio_stats(d, ref)
-                    emit(f"| {name} | {norm} | {label} | {profile}: {ensemble.steps} steps | "
+                    emit(f"| {name} | {norm} | {label}{dropped if label.startswith('min-') else ''} | "
+                         f"{profile}: {ensemble.steps} steps | "
                          f"{result.success_rate:.0%} | {s['mean']:.3f} | {s['p90']:.3f} | {s['max']:.3f} | "
                          f"{s['above']:.0%} | {_median(d):.3f} | {_median(cw_d):.3f} | "
                          f"{ratio_stats(d, adv_best)['mean']:.3f} | {wall:.1f} | {wall / cw_wall:.3f} |")

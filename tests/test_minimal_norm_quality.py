@@ -24,7 +24,7 @@ STEPS = 50
 # (norm, least success, largest mean ratio, largest p90 ratio over the successes), measured at
 # STEPS on the baseline's 20 reference images (success 100/100/100/95%, mean 1.05/1.15/1.28/–,
 # p90 1.16/1.28/1.65/1.36 with the failure counted; measured by this test's own loop) with some headroom; the `ci`
-# budget's figures are in benchmarks/results/minimal_norm_ci_n20.md.
+# budget's figures are in benchmarks/results/minimal_norm_ci_n100.md.
 BARS = [("l2", 1.0, 1.10, 1.25), ("linf", 1.0, 1.20, 1.35), ("l1", 1.0, 1.35, 1.75), ("l0", 0.9, 1.5, 1.6)]
 
 
