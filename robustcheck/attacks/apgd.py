@@ -144,14 +144,19 @@ class APGDTargeted(_APGDBase):
             self._attack(model, x0, labels, tgt, towards_target, generator, rows, best, found, traces)
             return BatchOutput(best.numpy().astype(x.dtype, copy=False), loss_trace=_last(traces))
         with torch.no_grad():
-            ranked = model.torch_logits(x0).argsort(dim=1, descending=True)
-        others = ranked[ranked != labels[:, None]].view(len(x0), -1)
+            others = other_classes_by_score(model.torch_logits(x0), labels)
         for rank in range(min(self.target_classes, others.shape[1])):
             def towards_rank(z: torch.Tensor, r: torch.Tensor, aim: torch.Tensor = others[:, rank]) -> torch.Tensor:
                 return dlr_towards(z, labels[r], aim[r])
 
             self._attack(model, x0, labels, None, towards_rank, generator, rows, best, found, traces)
         return BatchOutput(best.numpy().astype(x.dtype, copy=False), loss_trace=_last(traces))
+
+
+def other_classes_by_score(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(N, classes − 1): each row's classes other than its label, highest score first (APGD-T's targets)."""
+    ranked = scores.argsort(dim=1, descending=True)
+    return ranked[ranked != labels[:, None]].view(len(scores), -1)
 
 
 def _last(traces: list[np.ndarray]) -> np.ndarray | None:

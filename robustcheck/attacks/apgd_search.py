@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from robustcheck.attacks.apgd import dlr_towards, misclassified, oracle_confirms
+from robustcheck.attacks.apgd import dlr_towards, misclassified, oracle_confirms, other_classes_by_score
 from robustcheck.attacks.apgd_core import random_start, run_apgd
 from robustcheck.attacks.base import BatchOutput, MinimalNormAttack
 from robustcheck.attacks.fmn import largest_norm, torch_inputs
@@ -65,11 +65,9 @@ class APGDMinimal(MinimalNormAttack):
         # Untargeted DLR follows the runner-up class; the nearest boundary is often another one. Each
         # target gets its own bracket below the best distance so far, and any target's success counts.
         up = up.astype(np.float64).copy()
-        scores = model.oracle_logits(x).astype(np.float64)
-        scores[np.arange(len(x)), y] = -np.inf
-        ranked = np.argsort(-scores, axis=1, kind="stable")
-        for rank in range(min(self.target_classes, model.num_classes - 1)):
-            cand, ok = self._search(model, x, y, ranked[:, rank], generator, best, up, found)
+        others = other_classes_by_score(torch.from_numpy(model.oracle_logits(x)), torch.from_numpy(y)).numpy()
+        for rank in range(min(self.target_classes, others.shape[1])):
+            cand, ok = self._search(model, x, y, others[:, rank], generator, best, up, found)
             d = np.where(ok, distances(x, cand)[self.norm], np.inf)
             take = d < up
             best = np.where(take.reshape((-1,) + (1,) * (x.ndim - 1)), cand, best)
