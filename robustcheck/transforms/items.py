@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from robustcheck.errors import ClaimFailure
+from robustcheck.errors import ClaimFailure, ConfigError
 from robustcheck.evaluation import Evaluation, GateFailure, gate_met
 from robustcheck.figures import AccuracyUnderFigures, TransformPropertyFigures
 from robustcheck.items import RobustcheckItem
@@ -129,7 +129,7 @@ class AccuracyUnderItem(TransformItem):
     def evaluate(self, run: ModelRun) -> Evaluation:
         check = self.transform_check
         if check.min is None:
-            raise GateFailure(f"{check.id}: an accuracy-under check needs 'min'")
+            raise ConfigError(f"{check.id}: an accuracy-under check needs 'min'")
         probe = self.probe(run)
         rows = run.eval_set
         curve = accuracy_curve(probe, rows.x, rows.y, run.eval_correct)
